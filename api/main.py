@@ -1,0 +1,40 @@
+"""The FastAPI app factory; the engine lives on app.state for the app's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.errors import install_error_handlers
+from api.routes import health
+from gis.db import database_url, make_engine, session_factory
+from gis.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing connects until the lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url(settings), pool_size=settings.db.pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = session_factory(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(title="citygrid", version="0.1.0", lifespan=lifespan,
+                  description="数字化城管 GIS 平台 API (citygrid)")
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,97 @@
+"""The `citygrid` command: private database, migrations, demo city, import/export, server."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from gis.cluster import PrivateCluster
+from gis.db import database_url, ensure_database, make_engine
+from gis.errors import CityGridError
+from gis.migrate import upgrade
+from gis.settings import Settings
+
+app = typer.Typer(help="citygrid: 数字化城管 GIS platform", no_args_is_help=True)
+db_app = typer.Typer(help="The database: private cluster and schema", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def fail(error: Exception) -> typer.Exit:
+    """Print a domain error in red and return the exit to raise."""
+    console.print(f"[red]error:[/red] {error}")
+    return typer.Exit(code=2)
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Start the private PostgreSQL+PostGIS cluster (created on first use)."""
+    settings = Settings()
+    if settings.db.url:
+        console.print("CITYGRID_DATABASE_URL is set: using the external database, no cluster")
+        return
+    try:
+        status = PrivateCluster(settings.cluster).up()
+    except CityGridError as exc:
+        raise fail(exc) from exc
+    console.print(f"cluster running in {status.data_dir} on 127.0.0.1:{status.port}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the private cluster; its data stays."""
+    status = PrivateCluster(Settings().cluster).down()
+    console.print(f"cluster stopped ({status.data_dir})")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show where the database is and whether it runs."""
+    settings = Settings()
+    if settings.db.url:
+        console.print(f"external database: {database_url(settings).render_as_string()}")
+        return
+    status = PrivateCluster(settings.cluster).status()
+    state = "running" if status.running else ("stopped" if status.initialised else "not created")
+    console.print(f"private cluster {state}: {status.data_dir} port {status.port}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the SQLAlchemy URL of the database (starts the private cluster if needed)."""
+    print(database_url(Settings()).render_as_string(hide_password=False))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the database if missing and bring its schema up to date."""
+    settings = Settings()
+    try:
+        url = database_url(settings)
+        if ensure_database(url):
+            console.print(f"created database {url.database}")
+        engine = make_engine(url)
+        revision = upgrade(engine)
+        engine.dispose()
+    except CityGridError as exc:
+        raise fail(exc) from exc
+    console.print(f"schema at revision {revision}")
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="bind address (default from CITYGRID_API_HOST)"),
+    port: int = typer.Option(None, help="port (default from CITYGRID_API_PORT)"),
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.api.host,
+                port=port or settings.api.port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,83 @@
+"""Engines and sessions; the URL comes from settings or from the private cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from gis.cluster import PrivateCluster
+from gis.errors import DatabaseUnavailableError
+from gis.settings import Settings
+
+
+def database_url(settings: Settings, *, dbname: str | None = None, start: bool = True) -> URL:
+    """URL of the database: the configured one, or the private cluster's (started if asked)."""
+    if settings.db.url:
+        url = make_url(settings.db.url)
+        return url.set(database=dbname) if dbname else url
+    cluster = PrivateCluster(settings.cluster)
+    status = cluster.up() if start else cluster.status()
+    if not status.running:
+        raise DatabaseUnavailableError(
+            f"the private cluster in {status.data_dir} is not running; run `citygrid db up`"
+        )
+    return make_url(status.url(settings.cluster.user, dbname or settings.db.name))
+
+
+def make_engine(url: URL | str, *, pool_size: int = 5) -> Engine:
+    """Engine with pre-ping so the app survives a database restart."""
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                         future=True)
+
+
+def _admin_engine(url: URL) -> Engine:
+    # CREATE/DROP DATABASE cannot run inside a transaction block.
+    return create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                         poolclass=NullPool)
+
+
+def ensure_database(url: URL) -> bool:
+    """Create the database named in `url` if it does not exist; True when created."""
+    admin = _admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": url.database}).scalar()
+            if exists:
+                return False
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+            return True
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: URL) -> None:
+    """Drop the database named in `url` (used for throwaway test databases)."""
+    admin = _admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Session factory bound to `engine`; sessions never autocommit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One session, committed at the end or rolled back on error."""
+    with session_factory(engine)() as session, session.begin():
+        yield session
+
+
+def postgis_version(session: Session) -> str:
+    """PostGIS library version, e.g. '3.3 USE_GEOS=1 USE_PROJ=1 USE_STATS=1'."""
+    return str(session.execute(text("SELECT postgis_version()")).scalar_one())
