@@ -10,4 +10,4 @@ def test_health_reports_postgis_and_revision(test_settings, engine):
     body = response.json()
     assert body["status"] == "ok"
     assert body["postgis"].startswith("3.")
-    assert body["schema_revision"] == "0001"
+    assert body["schema_revision"] == "0003"
