@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from cli.demo import demo_app
+from cli.dispatch import dispatch_app
 from cli.transfer import export_layer, import_layer
 from gis.cluster import PrivateCluster
 from gis.db import database_url, ensure_database, make_engine
@@ -17,6 +18,7 @@ app = typer.Typer(help="citygrid: 数字化城管 GIS platform", no_args_is_help
 db_app = typer.Typer(help="The database: private cluster and schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(dispatch_app, name="dispatch")
 app.command("import")(import_layer)
 app.command("export")(export_layer)
 console = Console()

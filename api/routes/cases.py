@@ -1,0 +1,5 @@
+"""cases routes (dispatcher)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["dispatch"])

@@ -1,0 +1,5 @@
+"""routing routes (dispatcher)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["dispatch"])
