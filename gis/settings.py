@@ -46,7 +46,7 @@ class ClusterSettings(BaseSettings):
 
 
 class CitySettings(BaseSettings):
-    """The city served: its district, the metric CRS for distances and the extent points must hit."""
+    """The city served: its district, metric CRS for distances, extent points must lie in."""
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_CITY_", extra="ignore")
 

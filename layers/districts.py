@@ -16,6 +16,7 @@ class DistrictProperties(BaseModel):
 
 SPEC = LayerSpec(
     id="districts", table="districts", title_zh="区县", geometry_type="MultiPolygon", key="code",
-    properties=DistrictProperties, popup_fields={"name": "名称", "code": "区划代码", "source": "来源"},
+    properties=DistrictProperties,
+    popup_fields={"name": "名称", "code": "区划代码", "source": "来源"},
     style={"color": "#333333", "weight": 3, "fill": False}, public=True, order_by="code",
 )

@@ -26,7 +26,8 @@ class ManholeCoverProperties(BaseModel):
 SPEC = LayerSpec(
     id="manhole_covers", table="manhole_covers", title_zh="井盖", geometry_type="Point",
     key="code", properties=ManholeCoverProperties,
-    popup_fields={"code": "部件编码", "cover_class": "井盖类别", "state": "状态", "owner": "权属单位"},
+    popup_fields={"code": "部件编码", "cover_class": "井盖类别", "state": "状态",
+                  "owner": "权属单位"},
     style={"color": "#2b83ba", "radius": 2}, value_labels={"state": COMPONENT_STATE},
     generated=("cover_class",), order_by="code",
 )
