@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from cli.analyse import analyse_app
 from cli.demo import demo_app
 from cli.dispatch import dispatch_app
 from cli.transfer import export_layer, import_layer
+from cli.zones import zones_app
 from gis.cluster import PrivateCluster
 from gis.db import database_url, ensure_database, make_engine
 from gis.errors import CityGridError
@@ -19,6 +21,8 @@ db_app = typer.Typer(help="The database: private cluster and schema", no_args_is
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dispatch_app, name="dispatch")
+app.add_typer(zones_app, name="zones")
+app.add_typer(analyse_app, name="analyse")
 app.command("import")(import_layer)
 app.command("export")(export_layer)
 console = Console()

@@ -1,0 +1,5 @@
+"""analysis routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["analysis"])

@@ -1,0 +1,5 @@
+"""zones routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["zones"])
