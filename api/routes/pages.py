@@ -1,5 +1,110 @@
-"""HTML pages (zh-CN) rendered by maps/."""
+"""HTML pages (zh-CN) rendered by maps/.
 
-from fastapi import APIRouter
+The overview map reads every layer and takes seconds to render, so the finished page is kept in
+`app.state.page_cache`. The cache is per process: with several workers each renders once, and
+a write must call `invalidate_pages(request.app)` in the worker that made it (other workers
+keep the old page until they restart).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import escape
+
+from api.deps import SessionDep, SettingsDep
+from layers.query import read_layer
+from layers.registry import LAYERS
+from maps.assets import render_html
+from maps.overview import overview_map
 
 router = APIRouter(tags=["pages"])
+
+_CACHE_LOCK = threading.Lock()  # one render at a time: a cold burst should not render N times
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A rendered page, plain and gzip-compressed."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+def invalidate_pages(app: FastAPI) -> None:
+    """Drop every cached page of `app`; call after a write that changes what maps show."""
+    with _CACHE_LOCK:
+        _cache(app).clear()
+
+
+def _cache(app: FastAPI) -> dict[str, CachedPage]:
+    if not hasattr(app.state, "page_cache"):
+        app.state.page_cache = {}
+    cache: dict[str, CachedPage] = app.state.page_cache
+    return cache
+
+
+def _page(html: str) -> CachedPage:
+    body = html.encode("utf-8")
+    # The map page is mostly GeoJSON: gzip shrinks it about six times.
+    return CachedPage(body, gzip.compress(body, compresslevel=6),
+                      '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+def _respond(request: Request, page: CachedPage) -> Response:
+    headers = {"ETag": page.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == page.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return HTMLResponse(page.gzipped, headers={**headers, "Content-Encoding": "gzip"})
+    return HTMLResponse(page.body, headers=headers)
+
+
+@router.get("/", response_class=HTMLResponse, summary="首页 (index page)")
+def index(settings: SettingsDep) -> HTMLResponse:
+    """A small Chinese index page linking the map, the API docs and the health check."""
+    city = escape(settings.city.name)
+    return HTMLResponse(f"""<!DOCTYPE html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{city} 数字化城管平台</title>
+<style>
+body{{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;
+  max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}
+li{{margin:.5rem 0}}
+</style>
+</head>
+<body>
+<h1>{city} 数字化城管平台</h1>
+<ul>
+<li><a href="/map">地图</a>：网格、道路、部件、摊群点、案件热力图</li>
+<li><a href="/docs">API 文档</a></li>
+<li><a href="/health">系统状态</a></li>
+</ul>
+</body>
+</html>
+""")
+
+
+@router.get("/map", response_class=HTMLResponse, summary="综合地图 (overview map page)")
+def overview_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Every layer of the registry on one offline map page; cached per process."""
+    cache = _cache(request.app)
+    page = cache.get("map")
+    if page is None:
+        with _CACHE_LOCK:
+            page = cache.get("map")
+            if page is None:
+                layers = {layer_id: read_layer(session, spec) for layer_id, spec in LAYERS.items()}
+                m = overview_map(layers, center=settings.city.center,
+                                 title=f"{settings.city.name} 城市管理综合地图")
+                page = cache["map"] = _page(render_html(m, title=f"{settings.city.name} 综合地图"))
+    return _respond(request, page)

@@ -1,0 +1,163 @@
+"""The overview map page in headless Chromium (Debian's), over the demo city in real PostGIS.
+
+The browser may only talk to the app: every other request is aborted and recorded, which
+proves the page works on an isolated government network.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from api.main import create_app
+from api.routes.pages import invalidate_pages
+from layers.registry import LAYERS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found (Debian package chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; browser tests must run in CI")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def app(demo_settings) -> FastAPI:
+    return create_app(demo_settings)
+
+
+@pytest.fixture(scope="module")
+def base_url(app: FastAPI) -> Iterator[str]:
+    """uvicorn serving `app` on a free loopback port in a background thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))  # bound before the server starts: no race for the port
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://{LOOPBACK}:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def test_map_page_offline_in_chromium(chromium: Path, base_url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    external: list[str] = []
+    errors: list[str] = []
+
+    def route(r) -> None:
+        if urlsplit(r.request.url).hostname == LOOPBACK:
+            r.continue_()
+        else:
+            external.append(r.request.url)
+            r.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                          locale="zh-CN")
+            page = context.new_page()
+            page.route("**/*", route)
+            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            started = time.perf_counter()
+            response = page.goto(f"{base_url}/map", wait_until="load", timeout=180_000)
+            assert response is not None and response.status == 200
+            page.wait_for_function(
+                "() => window.L && document.querySelector('.leaflet-control-layers')",
+                timeout=60_000)
+            load_s = time.perf_counter() - started
+
+            overlays = [t.strip() for t in page.locator(
+                ".leaflet-control-layers-overlays label").all_inner_texts()]
+            for spec in LAYERS.values():
+                assert spec.title_zh in overlays, f"{spec.title_zh} not in {overlays}"
+
+            drawn = page.evaluate("""() => {
+                const map = Object.values(window).find(v => v instanceof L.Map);
+                const layers = [];
+                map.eachLayer(l => layers.push(l));
+                return {paths: layers.filter(l => l instanceof L.Path).length,
+                        canvas: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
+                        heat: document.querySelectorAll('canvas.leaflet-heatmap-layer').length};
+            }""")
+            assert drawn["paths"] > 100, drawn  # grid cells, roads, outlines on the canvas
+            assert drawn["canvas"] >= 1, drawn
+            assert drawn["heat"] == 1, drawn  # cases
+
+            # Streetlights start hidden (too many); switching them on must cluster them.
+            page.locator(".leaflet-control-layers-overlays label",
+                         has_text=LAYERS["streetlights"].title_zh).locator("input").check()
+            page.wait_for_selector(".marker-cluster", timeout=30_000)
+            clusters = page.locator(".marker-cluster").count()
+            assert clusters > 0
+            assert "城市管理综合地图" in page.locator(".cg-title").inner_text()
+            assert page.evaluate("document.documentElement.lang") == "zh-CN"
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "map.png"))
+        finally:
+            browser.close()
+
+    assert external == [], f"page tried to leave the app: {external}"
+    assert errors == [], f"JavaScript errors: {errors}"
+    print(f"\n/map loaded in Chromium in {load_s:.1f}s; {drawn}, {clusters} cluster icons")
+
+
+def test_map_page_is_cached_and_gzipped(app: FastAPI, base_url: str) -> None:
+    invalidate_pages(app)
+    with httpx.Client(base_url=base_url, timeout=300) as client:
+        started = time.perf_counter()
+        first = client.get("/map")
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        second = client.get("/map")
+        warm = time.perf_counter() - started
+        revalidated = client.get("/map", headers={"If-None-Match": first.headers["etag"]})
+    assert first.status_code == second.status_code == 200
+    assert first.headers["content-encoding"] == "gzip"
+    assert first.text == second.text
+    assert '<html lang="zh-CN">' in first.text
+    assert revalidated.status_code == 304
+    assert warm < cold
+    gzipped = int(first.headers["content-length"])
+    print(f"\n/map cold {cold:.2f}s, cached {warm * 1000:.0f} ms, "
+          f"{len(first.content) / 1e6:.2f} MB HTML, {gzipped / 1e6:.2f} MB gzip")
+
+
+def test_index_page_links(base_url: str) -> None:
+    response = httpx.get(f"{base_url}/")
+    assert response.status_code == 200
+    assert '<html lang="zh-CN">' in response.text
+    for href, label in (("/map", "地图"), ("/docs", "API 文档"), ("/health", "")):
+        assert f'href="{href}"' in response.text and label in response.text
