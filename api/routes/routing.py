@@ -1,5 +1,88 @@
-"""routing routes (dispatcher)."""
+"""Dispatcher routing: one complaint (`POST /route`) or a hotline export (`POST /route/batch`)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.deps import SessionDep, SettingsDep
+from gis.errors import InvalidInputError
+from gis.routing import RouteResult, route_point
+from gis.routing_batch import route_file
+from gis.routing_settings import RoutingSettings
 
 router = APIRouter(tags=["dispatch"])
+
+
+def get_routing_settings(request: Request) -> RoutingSettings:
+    """Routing settings, read from the environment once per app."""
+    state = request.app.state
+    if getattr(state, "routing_settings", None) is None:
+        state.routing_settings = RoutingSettings()
+    settings: RoutingSettings = state.routing_settings
+    return settings
+
+
+RoutingSettingsDep = Annotated[RoutingSettings, Depends(get_routing_settings)]
+
+
+class RouteRequest(BaseModel):
+    """A complaint's location, time and category."""
+
+    x: float = Field(description="longitude (or x) in `crs`", examples=[117.0315])
+    y: float = Field(description="latitude (or y) in `crs`", examples=[36.6605])
+    crs: str = Field("wgs84", description="wgs84, gcj02 (WeChat/AMap), bd09 (Baidu), cgcs2000")
+    at: datetime | None = Field(None, description="time of the complaint; default now. "
+                                "Without an offset it is read as city time")
+    category_type: Literal["event", "component"] = "event"
+    category_code: str | None = Field(None, pattern=r"^[0-9]{4}$", examples=["0505"])
+    component_code: str | None = Field(None, pattern=r"^[0-9]{16}$",
+                                       description="a streetlight or manhole cover code")
+
+
+@router.post("/route", response_model=RouteResult, summary="Route one complaint")
+def route_one(body: RouteRequest, session: SessionDep, settings: SettingsDep,
+              routing: RoutingSettingsDep) -> RouteResult:
+    """Grid, owner of the day, station, responsible unit and stall zone of one complaint."""
+    at = body.at or datetime.now(routing.tz)
+    return route_point(session, x=body.x, y=body.y, crs=body.crs, at=at,
+                       category_type=body.category_type, category_code=body.category_code,
+                       component_code=body.component_code, settings=routing,
+                       city=settings.city)
+
+
+@router.post("/route/batch", summary="Route a hotline export (CSV or .xlsx)",
+             response_class=Response,
+             responses={200: {"content": {"text/csv": {}}, "description": "routed rows"}})
+def route_batch(request: Request, settings: SettingsDep, routing: RoutingSettingsDep,
+                file: Annotated[UploadFile, File(description="CSV or .xlsx export")],
+                crs: Annotated[str, Form(description="CRS of rows without a crs column")]
+                = "wgs84") -> Response:
+    """One result row per input row, in order, with a `reason` for rows not routed."""
+    name = Path(file.filename or "upload.csv").name
+    limit = settings.api.max_upload_mb * 1024 * 1024
+    with tempfile.TemporaryDirectory(prefix="citygrid-route-") as tmp:
+        source = Path(tmp) / name
+        size = 0
+        with source.open("wb") as handle:
+            while chunk := file.file.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise InvalidInputError(
+                        f"{name} is larger than {settings.api.max_upload_mb} MB")
+                handle.write(chunk)
+        target = route_file(request.app.state.engine, source, settings=routing,
+                            city=settings.city, default_crs=crs, out=Path(tmp) / "routed.csv")
+        content = target.read_bytes()
+    # RFC 6266: an ASCII fallback plus the UTF-8 name, since exports are often named in Chinese.
+    routed_name = quote(f"{Path(name).stem}.routed.csv")
+    return Response(content, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f"attachment; filename=\"routed.csv\"; "
+                               f"filename*=UTF-8''{routed_name}"})
