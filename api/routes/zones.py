@@ -1,5 +1,214 @@
-"""zones routes."""
+"""Stall zone planning: check, create, update, approve, retire, query, export, planner page.
 
-from fastapi import APIRouter
+Rule violations come back as 422 with `violations`, a list of GeoJSON Features (the offending
+part of the zone, rule id, message_zh, message_en). An invalid polygon comes back as 422 with
+the reason and, as an offer only, ST_MakeValid's repair in `repair`. The route commits; a
+refused write stores nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from api.deps import SessionDep, SettingsDep
+from api.routes.pages import invalidate_pages
+from gis.zones import service
+from gis.zones.errors import InvalidZoneGeometryError, ZoneRulesError
+from gis.zones.export import export_zones, zones_collection
+from gis.zones.queries import active_zones, allowed_here, planner_layers
+from gis.zones.rules import ZoneRules, load_rules
+from maps.assets import render_html
+from maps.planner import planner_map
 
 router = APIRouter(tags=["zones"])
+
+FeatureBody = Annotated[dict[str, Any], Body(
+    description="GeoJSON Feature: Polygon in EPSG:4326, properties name, zone_type, "
+                "time_slots, seasons, capacity, operator",
+    examples=[{"type": "Feature", "properties": {
+        "name": "山大路夜市", "zone_type": "night_market", "capacity": 40, "operator": "某街道办",
+        "time_slots": [{"days": [5, 6], "start": "18:00", "end": "02:00"}], "seasons": []},
+        "geometry": {"type": "Polygon", "coordinates": [[[117.05, 36.66], [117.0505, 36.66],
+                                                         [117.0505, 36.6603],
+                                                         [117.05, 36.6603], [117.05, 36.66]]]}}],
+)]
+ChangedBy = Annotated[str, Header(alias="X-User", description="who makes the change (recorded)",
+                                  max_length=100)]
+AtQuery = Annotated[datetime, Query(
+    description="local city time (naive) or with offset, e.g. 2026-06-01T19:30",
+    examples=["2026-06-01T19:30"])]
+
+
+def get_rules(request: Request) -> ZoneRules:
+    """The city's zone rules, loaded once per app."""
+    rules: ZoneRules | None = getattr(request.app.state, "zone_rules", None)
+    if rules is None:
+        rules = request.app.state.zone_rules = load_rules()
+    return rules
+
+
+def _user(changed_by: str) -> str:
+    """The X-User header, percent-decoded (browsers may only send ASCII header values)."""
+    return unquote(changed_by).strip() or "anonymous"
+
+
+def _refusal(exc: ZoneRulesError | InvalidZoneGeometryError) -> JSONResponse:
+    if isinstance(exc, ZoneRulesError):
+        body: dict[str, Any] = {"detail": str(exc), "violations": exc.violations}
+    else:
+        body = {"detail": str(exc), "reason": exc.reason,
+                "repair": {"offered": exc.repair is not None, "applied": False,
+                           "method": "ST_MakeValid", "geometry": exc.repair}}
+    return JSONResponse(body, status_code=422)
+
+
+@router.post("/zones/check", summary="检查摊群点 (dry run: violations, nothing stored)")
+def check_zone(feature: FeatureBody, request: Request, session: SessionDep,
+               settings: SettingsDep) -> JSONResponse:
+    """Run every rule on a drawn zone and return the violations without storing anything."""
+    try:
+        _, _, result = service.check_feature(session, feature=feature, rules=get_rules(request),
+                                             city=settings.city)
+    except InvalidZoneGeometryError as exc:
+        return _refusal(exc)
+    finally:
+        session.rollback()
+    return JSONResponse({
+        "passed": result.passed, "area_m2": round(result.area_m2, 2),
+        "district_code": result.district_code, "grid_codes": [c for c, _ in result.grids],
+        "violations": [v.to_feature() for v in result.violations]})
+
+
+@router.post("/zones", status_code=201, summary="新建摊群点 (create a draft zone)")
+def create_zone(feature: FeatureBody, request: Request, session: SessionDep,
+                settings: SettingsDep, changed_by: ChangedBy = "anonymous") -> Response:
+    """Create a draft zone; 422 with violations when it breaks a rule."""
+    try:
+        zone = service.create_zone(session, feature=feature, changed_by=_user(changed_by),
+                                   rules=get_rules(request), city=settings.city)
+    except (ZoneRulesError, InvalidZoneGeometryError) as exc:
+        session.rollback()
+        return _refusal(exc)
+    session.commit()
+    invalidate_pages(request.app)
+    return JSONResponse(zone, status_code=201, headers={"Location": f"/zones/{zone['id']}"})
+
+
+@router.get("/zones/active", summary="某时刻开放的摊群点 (zones open at a time)")
+def zones_active(at: AtQuery, request: Request, session: SessionDep,
+                 include_drafts: Annotated[bool, Query(
+                     description="also drafts (planner preview)")] = False) -> dict[str, Any]:
+    """Approved (optionally draft) zones open at `at`, as a FeatureCollection."""
+    statuses = ("approved", "draft") if include_drafts else ("approved",)
+    features = active_zones(session, at=at, rules=get_rules(request), statuses=statuses)
+    return {"type": "FeatureCollection", "at": at.isoformat(timespec="minutes"),
+            "features": features}
+
+
+@router.get("/zones/at", summary="此处此时能否摆摊 (what is allowed here now)")
+def zones_at(lon: Annotated[float, Query(ge=-180, le=180, description="WGS84 longitude")],
+             lat: Annotated[float, Query(ge=-90, le=90, description="WGS84 latitude")],
+             request: Request, session: SessionDep, settings: SettingsDep,
+             at: Annotated[datetime | None, Query(
+                 description="local city time; default now")] = None) -> dict[str, Any]:
+    """Zones containing the point and open at `at`, the street class, sensitive sites nearby."""
+    rules = get_rules(request)
+    when = at or datetime.now(rules.tz)
+    return allowed_here(session, lon=lon, lat=lat, at=when, rules=rules, city=settings.city)
+
+
+@router.get("/zones/export", summary="导出摊群点 (export as GeoJSON or GeoPackage)")
+def zones_export(session: SessionDep,
+                 format: Annotated[Literal["geojson", "gpkg"], Query(
+                     description="geojson or gpkg")] = "geojson",
+                 status: Annotated[list[Literal["draft", "approved", "retired"]] | None, Query(
+                     description="statuses to export; default draft and approved")] = None,
+                 ) -> Response:
+    """Zones as a GeoJSON or GeoPackage download (EPSG:4326)."""
+    body, media_type, filename = export_zones(session, fmt=format,
+                                              statuses=status or ("draft", "approved"))
+    return Response(body, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/zones", summary="摊群点列表 (zones as GeoJSON)")
+def zones_list(session: SessionDep,
+               status: Annotated[list[Literal["draft", "approved", "retired"]] | None, Query(
+                   description="statuses; default draft and approved")] = None,
+               ) -> dict[str, Any]:
+    """Zones as a FeatureCollection."""
+    return zones_collection(session, statuses=status or ("draft", "approved"))
+
+
+@router.get("/zones/{zone_id}", summary="摊群点当前版本 (current version)")
+def zone_get(zone_id: int, session: SessionDep) -> dict[str, Any]:
+    """The current version of a zone."""
+    return service.get_zone(session, zone_id=zone_id)
+
+
+@router.put("/zones/{zone_id}", summary="修改摊群点 (new version; history kept)")
+def zone_update(zone_id: int, feature: FeatureBody, request: Request, session: SessionDep,
+                settings: SettingsDep, changed_by: ChangedBy = "anonymous",
+                if_match: Annotated[int | None, Header(
+                    alias="If-Match", description="version the edit is based on")] = None,
+                ) -> Response:
+    """Store a new version (back to draft); 409 if `If-Match` names an older version."""
+    base = feature.get("properties", {}).get("version") if if_match is None else if_match
+    try:
+        zone = service.update_zone(session, zone_id=zone_id, feature=feature,
+                                   changed_by=_user(changed_by), rules=get_rules(request),
+                                   city=settings.city,
+                                   base_version=int(base) if base is not None else None)
+    except (ZoneRulesError, InvalidZoneGeometryError) as exc:
+        session.rollback()
+        return _refusal(exc)
+    session.commit()
+    invalidate_pages(request.app)
+    return JSONResponse(zone)
+
+
+@router.post("/zones/{zone_id}/approve", summary="批准摊群点 (approve a draft)")
+def zone_approve(zone_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+                 changed_by: ChangedBy = "anonymous") -> Response:
+    """Approve a draft after checking it again; 422 with violations if it now fails."""
+    try:
+        zone = service.approve_zone(session, zone_id=zone_id, changed_by=_user(changed_by),
+                                    rules=get_rules(request), city=settings.city)
+    except ZoneRulesError as exc:
+        session.rollback()
+        return _refusal(exc)
+    session.commit()
+    invalidate_pages(request.app)
+    return JSONResponse(zone)
+
+
+@router.post("/zones/{zone_id}/retire", summary="撤销摊群点 (retire)")
+def zone_retire(zone_id: int, request: Request, session: SessionDep,
+                changed_by: ChangedBy = "anonymous") -> dict[str, Any]:
+    """Retire a zone; its history stays."""
+    zone = service.retire_zone(session, zone_id=zone_id, changed_by=_user(changed_by))
+    session.commit()
+    invalidate_pages(request.app)
+    return zone
+
+
+@router.get("/zones/{zone_id}/versions", summary="摊群点历史版本 (every version)")
+def zone_versions(zone_id: int, session: SessionDep) -> dict[str, Any]:
+    """Every version of a zone, oldest first, as a FeatureCollection."""
+    return {"type": "FeatureCollection",
+            "features": service.zone_versions(session, zone_id=zone_id)}
+
+
+@router.get("/planner", response_class=HTMLResponse, summary="摊群点规划 (planner page)")
+def planner_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    """The planner map: draw a zone, fill the form, save, see violations; offline assets."""
+    rules = get_rules(request)
+    m = planner_map(planner_layers(session), center=settings.city.center,
+                    title=f"{settings.city.name} 摊群点规划",
+                    limits=rules.model_dump(mode="json"))
+    return HTMLResponse(render_html(m, title=f"{settings.city.name} 摊群点规划"))

@@ -1,0 +1,1 @@
+"""Stall zone planning: schedules, the city's rules, PostGIS checks, versioned writes."""
