@@ -1,5 +1,391 @@
-"""analysis routes."""
+"""Analysis routes: GeoJSON per analysis, offline map pages, indicator tables, reports.
 
-from fastapi import APIRouter
+Data: /analysis/dark-streets, /analysis/coverage-gaps, /analysis/hotspots,
+/analysis/cover-risk (GeoJSON FeatureCollections with a `summary` member) and
+/analysis/indicators (JSON). Pages: /analysis/map/{dark-streets|coverage-gaps|hotspots|
+cover-risk} and /reports/{daily|weekly|monthly} (with /reports/{period}/trend.png).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import geopandas as gpd
+import pandas as pd
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from api.deps import BBoxDep, SessionDep, SettingsDep
+from gis.analysis.common import CHINA_TZ, BBox, period_containing
+from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
+from gis.analysis.dark_streets import (
+    find_dark_streets,
+    find_dark_streets_kdtree,
+    summarise_dark_streets,
+)
+from gis.analysis.hotspots import find_hotspots
+from gis.analysis.indicators import count_indicators, indicator_table
+from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES
+from gis.analysis.reports import build_report
+from gis.analysis.station_coverage import find_coverage_gaps, summarise_coverage
+from gis.errors import InvalidInputError
+from gis.settings import Settings
+from layers.query import count_features, read_layer
+from layers.registry import LAYERS
+from maps.analysis import (
+    cover_risk_map,
+    coverage_map,
+    dark_streets_map,
+    hotspots_map,
+    render_report,
+)
+from maps.assets import render_html
+from maps.charts import trend_chart
 
 router = APIRouter(tags=["analysis"])
+CONTEXT_MAX = 20_000  # context layers (grids, roads) larger than this are left off the pages
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON with the GeoJSON media type (RFC 7946)."""
+
+    media_type = "application/geo+json"
+
+
+class AnalysisFeatures(BaseModel):
+    """An analysis result: GeoJSON features (EPSG:4326), a summary table and the parameters."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]]
+    numberReturned: int  # OGC API Features spells it so
+    summary: list[dict[str, Any]] = Field(description="per-area summary rows")
+    parameters: dict[str, Any]
+
+
+class IndicatorRow(BaseModel):
+    """Counts and rates (percent, None when the denominator is 0) of one group."""
+
+    key: str | None
+    name: str | None
+    accepted: int
+    filed: int
+    dispatched: int
+    due: int
+    closed: int
+    closed_on_time: int
+    reworked: int
+    extended: int
+    replied: int
+    completed: int
+    surveyed: int
+    satisfied: int
+    open_overdue: int
+    filing_rate: float | None
+    dispatch_rate: float | None
+    closure_rate: float | None
+    on_time_rate: float | None
+    rework_rate: float | None
+    extension_rate: float | None
+    reply_rate: float | None
+    completion_rate: float | None
+    satisfaction_rate: float | None
+
+
+class IndicatorsOut(BaseModel):
+    """Indicator table of a period."""
+
+    start: dt.datetime
+    end: dt.datetime
+    as_of: dt.datetime
+    by: str
+    definitions: dict[str, str] = Field(description="rate -> numerator / denominator")
+    rows: list[IndicatorRow]
+
+
+@dataclass
+class DarkStreetParams:
+    """Dark-street options."""
+
+    threshold_m: Annotated[float, Query(gt=0, le=500, description="最远允许距灯距离 (米)")] = 30
+    step_m: Annotated[float, Query(ge=0.5, le=100, description="沿路采样间距 (米)")] = 5
+    method: Annotated[Literal["postgis", "kdtree"], Query(
+        description="kdtree: scipy in memory (fast); postgis: KNN in the database")] = "kdtree"
+    by: Annotated[Literal["grid", "street", "district"], Query(
+        description="summary level")] = "district"
+
+
+@dataclass
+class CoverageParams:
+    """Station coverage options."""
+
+    threshold_m: Annotated[float, Query(gt=0, le=20_000, description="服务半径 (米)")] = 1000
+    method: Annotated[Literal["auto", "network", "straight"], Query(
+        description="network distance along roads, straight line, or auto")] = "auto"
+    gaps_only: Annotated[bool, Query(description="only uncovered grids")] = False
+    by: Annotated[Literal["city", "street", "district"], Query(
+        description="summary level")] = "district"
+
+
+@dataclass
+class HotspotParams:
+    """Hotspot options; the window ends at `end` (default now) and lasts `days`."""
+
+    end: Annotated[dt.datetime | None, Query(description="window end (default now)")] = None
+    days: Annotated[int, Query(ge=1, le=366, description="window length in days")] = 30
+    category: Annotated[list[str] | None, Query(description="category codes, e.g. 0504")] = None
+    resolution: Annotated[int, Query(ge=5, le=12, description="H3 resolution")] = 9
+    k: Annotated[int, Query(ge=1, le=5, description="Gi* neighbourhood in rings")] = 1
+    repeat_weight: Annotated[float, Query(ge=0, le=10, description="extra weight of a "
+                                          "repeat complaint")] = 0.5
+
+    def window(self) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) of the window, timezone-aware."""
+        end = self.end or dt.datetime.now(CHINA_TZ)
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=CHINA_TZ)
+        return end - dt.timedelta(days=self.days), end
+
+
+DarkStreetDep = Annotated[DarkStreetParams, Depends()]
+CoverageDep = Annotated[CoverageParams, Depends()]
+HotspotDep = Annotated[HotspotParams, Depends()]
+PeriodName = Literal["daily", "weekly", "monthly"]
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _json_safe(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
+                parameters: dict[str, Any]) -> GeoJSONResponse:
+    geometry = gdf.geometry.name
+    properties = _records(pd.DataFrame(gdf.drop(columns=geometry)))
+    shapes = gdf.geometry.to_crs(4326) if len(gdf) else gdf.geometry
+    features = [{"type": "Feature", "properties": props,
+                 "geometry": json.loads(gpd.GeoSeries([shape]).to_json())["features"][0][
+                     "geometry"] if shape is not None else None}
+                for props, shape in zip(properties, shapes, strict=True)]
+    body = AnalysisFeatures(features=features, numberReturned=len(features),
+                            summary=_records(summary),
+                            parameters={k: _json_safe(v) for k, v in parameters.items()})
+    return GeoJSONResponse(body.model_dump())
+
+
+def _dark_streets(session: Session, settings: Settings, params: DarkStreetParams,
+                  bbox: BBox | None) -> gpd.GeoDataFrame:
+    finder = find_dark_streets if params.method == "postgis" else find_dark_streets_kdtree
+    return finder(session, threshold_m=params.threshold_m, step_m=params.step_m, bbox=bbox,
+                  metric_epsg=settings.city.metric_epsg)
+
+
+def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
+             ) -> dict[str, gpd.GeoDataFrame]:
+    out = {}
+    for layer_id in layer_ids:
+        spec = LAYERS[layer_id]
+        if count_features(session, spec, bbox=bbox) <= CONTEXT_MAX:
+            out[layer_id] = read_layer(session, spec, bbox=bbox)
+    return out
+
+
+@router.get("/analysis/dark-streets", response_model=AnalysisFeatures,
+            response_class=GeoJSONResponse, summary="亮灯死角 (dark street gaps)")
+def dark_streets(session: SessionDep, settings: SettingsDep, params: DarkStreetDep,
+                 bbox: BBoxDep) -> GeoJSONResponse:
+    """Road stretches farther than `threshold_m` from every working light, with a summary."""
+    gaps = _dark_streets(session, settings, params, bbox.bounds())
+    summary = summarise_dark_streets(gaps, by=params.by)
+    return _collection(gaps, summary, {**params.__dict__, "bbox": bbox.bbox})
+
+
+@router.get("/analysis/coverage-gaps", response_model=AnalysisFeatures,
+            response_class=GeoJSONResponse, summary="工作站服务盲区 (station coverage gaps)")
+def coverage_gaps(session: SessionDep, settings: SettingsDep, params: CoverageDep,
+                  bbox: BBoxDep) -> GeoJSONResponse:
+    """Unit grids with their distance to the nearest station; summary of uncovered area."""
+    cells = find_coverage_gaps(session, threshold_m=params.threshold_m, method=params.method,
+                               bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
+    summary = summarise_coverage(cells, by=params.by)
+    if params.gaps_only:
+        cells = cells[~cells["covered"]]
+    return _collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox})
+
+
+@router.get("/analysis/hotspots", response_model=AnalysisFeatures,
+            response_class=GeoJSONResponse, summary="投诉热点 (Gi* hotspots on H3 cells)")
+def hotspots(session: SessionDep, settings: SettingsDep, params: HotspotDep,
+             bbox: BBoxDep) -> GeoJSONResponse:
+    """H3 cells with complaints or significant Gi*; study area = bbox (default: the city)."""
+    start, end = params.window()
+    spots = find_hotspots(session, start=start, end=end, bbox=bbox.bounds() or settings.city.bbox,
+                          categories=params.category, resolution=params.resolution,
+                          k=params.k, repeat_weight=params.repeat_weight)
+    summary = spots[spots["hotspot"]][["cell", "cases", "repeats", "weight", "z", "p_fdr",
+                                       "label"]]
+    return _collection(spots, summary, {**params.__dict__, "start": start, "end": end,
+                                        "bbox": bbox.bbox})
+
+
+@router.get("/analysis/cover-risk", response_model=AnalysisFeatures,
+            response_class=GeoJSONResponse, summary="井盖隐患 (damaged / missing covers)")
+def cover_risk(
+    session: SessionDep, bbox: BBoxDep,
+    by: Annotated[Literal["cover_class", "owner", "district_code"], Query(
+        description="summary grouping")] = "cover_class",
+    damaged_high_after_h: Annotated[float, Query(ge=0, description="hours after which a "
+                                                 "damaged cover is high risk")] = 24,
+) -> GeoJSONResponse:
+    """Covers in use that are damaged or missing, riskiest first, and a summary."""
+    risks = find_cover_risks(session, bbox=bbox.bounds(),
+                             damaged_high_after_h=damaged_high_after_h)
+    summary = summarise_cover_risks(risks, by=by) if not risks.empty else pd.DataFrame()
+    return _collection(risks, summary, {"by": by, "damaged_high_after_h": damaged_high_after_h,
+                                        "bbox": bbox.bbox})
+
+
+@router.get("/analysis/indicators", response_model=IndicatorsOut,
+            summary="考核指标 (indicators with exact denominators)")
+def indicators(
+    session: SessionDep,
+    period: Annotated[PeriodName, Query(description="daily, weekly (Mon-Sun), monthly")
+                      ] = "weekly",
+    day: Annotated[dt.date | None, Query(description="a day in the period (default today)")
+                   ] = None,
+    start: Annotated[dt.datetime | None, Query(description="custom period start")] = None,
+    end: Annotated[dt.datetime | None, Query(description="custom period end (exclusive)")
+                   ] = None,
+    by: Annotated[Literal["city", "district", "street", "grid", "owner", "category"], Query(
+        description="grouping")] = "district",
+    scope: Annotated[str | None, Query(description="grid-code prefix: district, street...")
+                     ] = None,
+    category: Annotated[list[str] | None, Query(description="category codes")] = None,
+    channel: Annotated[list[str] | None, Query(description="intake channels")] = None,
+    as_of: Annotated[dt.datetime | None, Query(description="judge the state at (default: "
+                                               "period end or now)")] = None,
+) -> IndicatorsOut:
+    """立案率, 派遣率, 结案率, 按期结案率, 返工率, 延期率, 回复率, 办结率, 满意率 per group."""
+    if (start is None) != (end is None):
+        raise InvalidInputError("give both start and end, or neither (then period and day)")
+    if start is None or end is None:
+        chosen = period_containing(period, day or dt.datetime.now(CHINA_TZ).date())
+        start, end = chosen.start, chosen.end
+    start, end = (t if t.tzinfo else t.replace(tzinfo=CHINA_TZ) for t in (start, end))
+    judged = as_of or min(end, dt.datetime.now(CHINA_TZ))
+    if judged.tzinfo is None:
+        judged = judged.replace(tzinfo=CHINA_TZ)
+    rows = count_indicators(session, start=start, end=end, by=by, as_of=judged, scope=scope,
+                            categories=category, channels=channel)
+    table = indicator_table(rows)
+    definitions = {label: f"{COUNT_LABELS[num]} / {COUNT_LABELS[den]}"
+                   for label, num, den in RATES.values()}
+    return IndicatorsOut(start=start, end=end, as_of=judged, by=by, definitions=definitions,
+                         rows=[IndicatorRow(**r) for r in _records(table)])
+
+
+def _page(html: str) -> HTMLResponse:
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/analysis/map/dark-streets", response_class=HTMLResponse,
+            summary="亮灯死角地图 (page)")
+def dark_streets_page(session: SessionDep, settings: SettingsDep, params: DarkStreetDep,
+                      bbox: BBoxDep) -> HTMLResponse:
+    """Dark-street gaps on an offline map page."""
+    gaps = _dark_streets(session, settings, params, bbox.bounds())
+    title = f"{settings.city.name} 路灯亮灯死角"
+    m = dark_streets_map(gaps, center=settings.city.center, title=title,
+                         threshold_m=params.threshold_m,
+                         context=_context(session, bbox.bounds(), ("districts", "roads")))
+    return _page(render_html(m, title=title))
+
+
+@router.get("/analysis/map/coverage-gaps", response_class=HTMLResponse,
+            summary="工作站服务盲区地图 (page)")
+def coverage_page(session: SessionDep, settings: SettingsDep, params: CoverageDep,
+                  bbox: BBoxDep) -> HTMLResponse:
+    """Grids coloured by station coverage on an offline map page."""
+    cells = find_coverage_gaps(session, threshold_m=params.threshold_m, method=params.method,
+                               bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
+    title = f"{settings.city.name} 社区城管工作站覆盖"
+    m = coverage_map(cells, center=settings.city.center, title=title,
+                     threshold_m=params.threshold_m,
+                     stations=read_layer(session, LAYERS["stations"]),
+                     context=_context(session, bbox.bounds(), ("districts", "roads")))
+    return _page(render_html(m, title=title))
+
+
+@router.get("/analysis/map/hotspots", response_class=HTMLResponse,
+            summary="投诉热点地图 (page)")
+def hotspots_page(session: SessionDep, settings: SettingsDep, params: HotspotDep,
+                  bbox: BBoxDep) -> HTMLResponse:
+    """Gi* hotspot cells and a heat map of the complaints on an offline map page."""
+    start, end = params.window()
+    area = bbox.bounds() or settings.city.bbox
+    spots = find_hotspots(session, start=start, end=end, bbox=area,
+                          categories=params.category, resolution=params.resolution,
+                          k=params.k, repeat_weight=params.repeat_weight)
+    cases = read_layer(session, LAYERS["cases"], bbox=area)
+    if not cases.empty:
+        reported = pd.to_datetime(cases["reported_at"], utc=True)
+        cases = cases[(reported >= start) & (reported < end)]
+    points = list(zip(cases.geometry.x.round(6), cases.geometry.y.round(6), strict=True))
+    title = f"{settings.city.name} 投诉热点（近 {params.days} 天）"
+    m = hotspots_map(spots, center=settings.city.center, title=title, points=points,
+                     context=_context(session, bbox.bounds(), ("districts",)))
+    return _page(render_html(m, title=title))
+
+
+@router.get("/analysis/map/cover-risk", response_class=HTMLResponse,
+            summary="井盖隐患地图 (page)")
+def cover_risk_page(session: SessionDep, settings: SettingsDep, bbox: BBoxDep) -> HTMLResponse:
+    """Damaged and missing covers by risk on an offline map page."""
+    risks = find_cover_risks(session, bbox=bbox.bounds())
+    title = f"{settings.city.name} 井盖隐患"
+    m = cover_risk_map(risks, center=settings.city.center, title=title,
+                       context=_context(session, bbox.bounds(), ("districts",)))
+    return _page(render_html(m, title=title))
+
+
+@router.get("/reports/{period}", response_class=HTMLResponse,
+            summary="日报 / 周报 / 月报 (report page)")
+def report_page(
+    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    day: Annotated[dt.date | None, Query(description="a day in the period (default today)")
+                   ] = None,
+    scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
+) -> HTMLResponse:
+    """The daily / weekly / monthly report with district and street rankings (HTML)."""
+    report = build_report(session, kind=period, day=day or dt.datetime.now(CHINA_TZ).date(),
+                          city=settings.city.name, scope=scope)
+    return _page(render_report(report))
+
+
+@router.get("/reports/{period}/trend.png", summary="趋势图 (PNG)",
+            responses={200: {"content": {"image/png": {}}}}, response_class=Response)
+def report_trend(
+    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    day: Annotated[dt.date | None, Query(description="a day in the period")] = None,
+    scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
+) -> Response:
+    """The report's trend chart alone, as PNG."""
+    report = build_report(session, kind=period, day=day or dt.datetime.now(CHINA_TZ).date(),
+                          city=settings.city.name, scope=scope)
+    png = trend_chart(report.trend, title=f"{settings.city.name} {PERIOD_LABELS[period]}趋势")
+    return Response(png, media_type="image/png")
