@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from gis.errors import (
     CityGridError,
+    ConflictError,
     CrsMismatchError,
     DatabaseUnavailableError,
     InvalidInputError,
@@ -21,6 +22,7 @@ logger = logging.getLogger("citygrid.api")
 # Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: list[tuple[type[CityGridError], int]] = [
     (NotFoundError, 404),
+    (ConflictError, 409),
     (OutsideCityError, 422),
     (CrsMismatchError, 422),
     (InvalidInputError, 422),

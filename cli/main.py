@@ -7,7 +7,7 @@ from rich.console import Console
 
 from cli.analyse import analyse_app
 from cli.demo import demo_app
-from cli.dispatch import dispatch_app
+from cli.dispatch import dispatch_app, route_file
 from cli.transfer import export_layer, import_layer
 from cli.zones import zones_app
 from gis.cluster import PrivateCluster
@@ -25,6 +25,7 @@ app.add_typer(zones_app, name="zones")
 app.add_typer(analyse_app, name="analyse")
 app.command("import")(import_layer)
 app.command("export")(export_layer)
+app.command("route")(route_file)
 console = Console()
 
 

@@ -25,3 +25,7 @@ class OutsideCityError(InvalidInputError):
 
 class DatabaseUnavailableError(CityGridError):
     """The database cannot be reached or the private cluster cannot start."""
+
+
+class ConflictError(CityGridError):
+    """A request that clashes with the current state, e.g. closing a case never dispatched."""

@@ -1,4 +1,4 @@
-"""Fixtures: one throwaway PostGIS database per test run, migrated, with the demo city."""
+"""Fixtures: two throwaway PostGIS databases per run, one empty, one with the demo city."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from gis.db import database_url, drop_database, ensure_database, make_engine
@@ -21,10 +20,9 @@ def settings() -> Settings:
     return Settings()
 
 
-@pytest.fixture(scope="session")
-def test_db_url(settings: Settings):
-    """A fresh database in the private cluster (or the external server), dropped afterwards."""
-    name = f"citygrid_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+def _throwaway_database(settings: Settings, kind: str) -> Iterator[URL]:
+    """Create a uniquely named database for this run; drop it afterwards."""
+    name = f"citygrid_{kind}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = database_url(settings, dbname=name)
     ensure_database(url)
     yield url
@@ -33,7 +31,13 @@ def test_db_url(settings: Settings):
 
 
 @pytest.fixture(scope="session")
-def engine(test_db_url) -> Iterator[Engine]:
+def test_db_url(settings: Settings) -> Iterator[URL]:
+    """An empty migrated database for constructed fixtures (tests roll back or clean up)."""
+    yield from _throwaway_database(settings, "test")
+
+
+@pytest.fixture(scope="session")
+def engine(test_db_url: URL) -> Iterator[Engine]:
     """Engine on the throwaway database, schema migrated to head."""
     eng = make_engine(test_db_url)
     upgrade(eng)
@@ -42,15 +46,33 @@ def engine(test_db_url) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def demo_engine(engine: Engine) -> Engine:
-    """The throwaway database with the demo city loaded once for the whole run."""
+def demo_db_url(settings: Settings) -> Iterator[URL]:
+    """A second throwaway database that holds the demo city.
+
+    Kept apart from `engine` so that constructed test cities (which reuse the real 历下区
+    codes) never collide with the demo's rows.
+    """
+    yield from _throwaway_database(settings, "demo")
+
+
+@pytest.fixture(scope="session")
+def demo_engine(demo_db_url: URL) -> Iterator[Engine]:
+    """The demo city, loaded once for the whole run."""
     from gis.demo.load import load_demo
 
-    with engine.connect() as conn:
-        loaded = conn.execute(text("SELECT count(*) FROM districts")).scalar()
-    if not loaded:
-        load_demo(engine, progress=False)
-    return engine
+    eng = make_engine(demo_db_url)
+    upgrade(eng)
+    load_demo(eng, progress=False)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_settings(settings: Settings, demo_db_url: URL, demo_engine: Engine) -> Settings:
+    """Settings pointing the app at the demo database."""
+    copy = settings.model_copy(deep=True)
+    copy.db.url = demo_db_url.render_as_string(hide_password=False)
+    return copy
 
 
 @pytest.fixture(scope="session")
