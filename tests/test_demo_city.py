@@ -44,6 +44,7 @@ def test_counts(demo_engine):
     assert counts["cases"] == 50_000
     assert counts["stations"] == 139
     assert 250 <= counts["facilities"] <= 350
+    assert counts["sensitive_sites"] > 20  # schools, hospitals, metro exits, fire lanes
     assert 30 <= counts["stall_zones"] <= 50
     assert counts["roads"] > 1_000
 

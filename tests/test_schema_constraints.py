@@ -178,3 +178,26 @@ def test_model_columns_match_the_database(engine) -> None:
             if bool(db_column.get("computed")) != (column.computed is not None):
                 mismatches[f"{name}.{column.name}"] = ("computed", db_column.get("computed"))
     assert not mismatches, f"ORM and database differ (db-only, model-only): {mismatches}"
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
+def test_case_raw_coordinates_must_be_finite(engine, bad: str) -> None:
+    """0001's `raw_x = raw_x` let NaN through (PostgreSQL orders NaN equal to itself)."""
+    with engine.connect() as conn, pytest.raises(DBAPIError, match="cases_raw_finite"):
+        conn.execute(text(
+            "INSERT INTO cases (case_no, channel, category_type, category_code, "
+            "raw_x, raw_y, raw_crs, reported_at, geom) VALUES ('NAN-1', 'patrol', 'event', "
+            "'0101', CAST(:bad AS float8), 36.66, 'wgs84', now(), "
+            "ST_SetSRID(ST_MakePoint(117.03, 36.66), 4326))"), {"bad": bad})
+
+
+def test_public_views_hide_internal_columns(engine) -> None:
+    with engine.connect() as conn:
+        columns = {(r.table_name, r.column_name) for r in conn.execute(text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'pub'"))}
+    tables = {t for t, _ in columns}
+    assert {"facilities", "stations", "stall_zones", "streetlights"} <= tables
+    assert "cases" not in tables
+    leaked = {(t, c) for t, c in columns if c in {"owner", "staff", "status", "maintainer"}}
+    assert leaked == set()

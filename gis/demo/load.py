@@ -18,10 +18,13 @@ import shapely
 from rich.progress import Progress
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from gis.demo import DEFAULT_SEED, DISTRICT_CODE, METRIC_EPSG, STORAGE_EPSG
 from gis.demo.city import generate_city, to_storage
 from gis.errors import ConflictError
+from gis.settings import CitySettings
+from gis.zones.demo_sites import add_demo_sites
 
 _IN_DISTRICT = f"ST_Intersects(geom, (SELECT geom FROM districts WHERE code = '{DISTRICT_CODE}'))"
 # Which rows belong to the demo, per table: the rows counted, and the only ones `force` deletes.
@@ -39,6 +42,7 @@ DEMO_ROWS: dict[str, str] = {
     "facilities": f"simulated AND {_IN_DISTRICT}",
     "stall_zones": f"simulated AND district_code = '{DISTRICT_CODE}'",
     "cases": f"simulated AND case_no LIKE 'LX%' AND {_IN_DISTRICT}",
+    "sensitive_sites": f"simulated AND {_IN_DISTRICT}",
 }
 # User rows that may point at demo grids (table, key column, reference column).
 _GRID_REFERENCES = [("streetlights", "code"), ("manhole_covers", "code"), ("cases", "id")]
@@ -72,6 +76,10 @@ def load_demo(engine: Engine, *, seed: int = DEFAULT_SEED, progress: bool = True
             if bar and task is not None:
                 bar.update(task, completed=1)
         _relink(conn, relink)
+        # Schools, hospitals, metro exits and fire lanes beside the demo roads, so the
+        # planner's distance rules have something to check against.
+        sites = add_demo_sites(Session(bind=conn), city=CitySettings(), seed=seed)
+        counts["sensitive_sites"] = sum(sites.values())
         for table in DEMO_ROWS:  # fresh statistics, or the first queries plan for empty tables
             conn.execute(text(f"ANALYZE {table}"))
         return counts
@@ -166,14 +174,12 @@ def _delete_demo(conn: Connection) -> dict[str, list[Any]]:
         "RETURNING id")).scalars())
     relink["zone_grids"] = list(conn.execute(text(
         f"DELETE FROM zone_grids WHERE grid_code IN ({demo_grids}) RETURNING zone_id")).scalars())
-    # cases.repeat_of references cases without an index, so each deleted case costs the FK
-    # check a scan of the whole table (50 s for the demo year). A throwaway index for the
-    # length of this transaction makes it 1 s.
-    conn.execute(text("CREATE INDEX demo_reload_repeat_of_idx ON cases (repeat_of)"))
+    # cases.repeat_of is indexed (migration 0006): without it each deleted case cost the FK
+    # check a scan of the whole table (50 s for the demo year instead of 1 s).
     for table in ["cases", "streetlights", "manhole_covers", "facilities", "stations",
-                  "stall_zones", "roads", "grid_cells", "communities", "subdistricts"]:
+                  "stall_zones", "sensitive_sites", "roads", "grid_cells", "communities",
+                  "subdistricts"]:
         conn.execute(text(f"DELETE FROM {table} WHERE {DEMO_ROWS[table]}"))
-    conn.execute(text("DROP INDEX demo_reload_repeat_of_idx"))
     return relink
 
 
