@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
@@ -31,8 +33,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             engine.dispose()
 
+    # docs_url/redoc_url off: FastAPI's defaults load Swagger UI from a CDN, which an
+    # isolated government network cannot reach; /docs is served below from local assets.
     app = FastAPI(title="citygrid", version="0.1.0", lifespan=lifespan,
-                  description="数字化城管 GIS 平台 API (citygrid)")
+                  description="数字化城管 GIS 平台 API (citygrid)", docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
@@ -43,4 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(zones.router)
     app.include_router(analysis.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI for the API, with its script and style served by the app itself."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="citygrid API 文档",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/leaflet/images/marker-icon.png")
+
     return app

@@ -21,6 +21,7 @@ AWESOME_MARKERS=2.0.5        # folium references 2.0.2 on cdnjs; npm has 2.0.0/2
 FONTAWESOME=6.2.0
 MARKERCLUSTER=1.1.0
 LEAFLET_DRAW=1.0.2           # for the planner page (folium.plugins.Draw references 1.0.2)
+SWAGGER_UI=5.35.0            # the API docs page (/docs), which FastAPI loads from a CDN by default
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -98,6 +99,11 @@ for f in spritesheet.png spritesheet-2x.png spritesheet.svg; do
 done
 # leaflet-draw ships no LICENSE file in its npm package; its package.json says MIT.
 
+fetch "swagger-ui-dist@$SWAGGER_UI" swagger
+for f in swagger-ui-bundle.js swagger-ui.css LICENSE; do
+    put "$WORK/swagger/$f" "swagger-ui/$f"
+done
+
 # folium's HeatMap loads folium's own patched leaflet-heat (Leaflet.heat PR #78), not the npm
 # leaflet.heat 0.2.0; take it from the installed folium so it matches the Python side.
 FOLIUM_DIR="$("$PYTHON" -c 'import folium, os; print(os.path.dirname(folium.__file__))')"
@@ -119,6 +125,7 @@ leaflet.awesome-markers         $AWESOME_MARKERS   (folium references 2.0.2 on c
 @fortawesome/fontawesome-free   $FONTAWESOME   (css/all.min.css, webfonts woff2 + ttf)
 leaflet.markercluster           $MARKERCLUSTER
 leaflet-draw                    $LEAFLET_DRAW   (dist only; for the planner page)
+swagger-ui-dist                 $SWAGGER_UI   (bundle + css; for /docs)
 folium/leaflet_heat.min.js      folium $FOLIUM_VERSION   (copied from the installed folium package)
 folium/leaflet.awesome.rotate.min.css   generated (fa-rotate-0 .. fa-rotate-359)
 EOF

@@ -19,3 +19,12 @@ def test_health_reports_postgis_and_head_revision(test_settings, engine):
 def test_unknown_route_is_404(test_settings, engine):
     with TestClient(create_app(test_settings)) as client:
         assert client.get("/no-such-page").status_code == 404
+
+
+def test_api_docs_load_swagger_ui_from_the_app(test_settings, engine):
+    with TestClient(create_app(test_settings)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        assert "cdn." not in page.text and "https://" not in page.text
+        assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+        assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN
