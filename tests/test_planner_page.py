@@ -201,6 +201,22 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
             assert page.evaluate("cgPlanner.active.getLayers().length") >= 1
             assert page.evaluate("document.documentElement.lang") == "zh-CN"
 
+            # 4. Split the stored zone with a line across it: two drafts, the original retired.
+            page.evaluate(f"""() => Object.values(cgPlanner.zoneGroups).forEach(g =>
+                g.eachLayer(l => {{ if (l.feature.properties.id === {zone_id}) l.openPopup(); }}))""")
+            page.click(f'button[data-act="split"][data-id="{zone_id}"]')
+            for x, y in ((-5, 1410), (-5, 1458)):
+                page.mouse.click(*screen(x, y))
+                page.wait_for_timeout(150)
+            page.wait_for_selector("#cg-result[data-split-into]", timeout=30_000)
+            assert page.get_attribute("#cg-result", "data-split-into") == "2"
+            assert httpx.get(f"{base_url}/zones/{zone_id}").json()["properties"]["status"] \
+                == "retired"
+            parts = [f for f in httpx.get(f"{base_url}/zones").json()["features"]
+                     if f["properties"]["name"].startswith("浏览器夜市-")]
+            assert sorted(round(town.local(f["geometry"]).area) for f in parts) \
+                == pytest.approx([750, 750], rel=0.05)
+
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "planner.png"))
         finally:

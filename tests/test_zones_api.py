@@ -269,3 +269,39 @@ def test_check_is_a_dry_run(client: TestClient, engine: Engine, town: Town) -> N
     ok = client.post("/zones/check", json=town.zone(box(-700, -700, -680, -680))).json()
     assert ok["passed"] is True and ok["area_m2"] == pytest.approx(400, abs=0.5)
     assert count(engine, "stall_zones") == before
+
+
+def test_split_makes_two_drafts_and_retires_the_original(client: TestClient, town: Town,
+                                                         engine: Engine) -> None:
+    from shapely.geometry import LineString, mapping
+
+    original = post(client, town.zone(box(600, 600, 640, 620), capacity=40)).json()
+    cut = mapping(town.wgs84(LineString([(620, 590), (620, 630)])))
+    response = client.post(f"/zones/{original['id']}/split", json=cut)
+    assert response.status_code == 201, response.json()
+    parts = response.json()["features"]
+    assert len(parts) == 2
+    areas = sorted(town.local(p["geometry"]).area for p in parts)
+    assert areas == pytest.approx([400, 400], rel=1e-3)
+    assert [p["properties"]["capacity"] for p in parts] == [20, 20]
+    assert {p["properties"]["status"] for p in parts} == {"draft"}
+    assert client.get(f"/zones/{original['id']}").json()["properties"]["status"] == "retired"
+    history = client.get(f"/zones/{original['id']}/versions").json()["features"]
+    assert [v["properties"]["action"] for v in history] == ["create", "retire"]
+
+
+def test_split_line_that_misses_the_zone_changes_nothing(client: TestClient, town: Town,
+                                                         engine: Engine) -> None:
+    from shapely.geometry import LineString, mapping
+
+    zone = post(client, town.zone(box(700, 600, 720, 620))).json()
+    before = count(engine, "stall_zones")
+    miss = mapping(town.wgs84(LineString([(760, 590), (760, 630)])))
+    response = client.post(f"/zones/{zone['id']}/split", json=miss)
+    assert response.status_code == 422
+    assert f"zone {zone['id']}" in response.json()["detail"]
+    assert count(engine, "stall_zones") == before
+    assert client.get(f"/zones/{zone['id']}").json()["properties"]["status"] == "draft"
+    point = client.post(f"/zones/{zone['id']}/split", json={"type": "Point",
+                                                            "coordinates": [117, 35.9]})
+    assert point.status_code == 422 and "'Point'" in point.json()["detail"]

@@ -197,6 +197,28 @@ def zone_retire(zone_id: int, request: Request, session: SessionDep,
     return zone
 
 
+@router.post("/zones/{zone_id}/split", status_code=201,
+             summary="分割摊群点 (split along a line into new drafts; original retired)")
+def zone_split(zone_id: int, line: Annotated[dict[str, Any], Body(
+                   description="GeoJSON LineString (EPSG:4326) drawn across the zone",
+                   examples=[{"type": "LineString",
+                              "coordinates": [[117.0502, 36.6599], [117.0502, 36.6604]]}])],
+               request: Request, session: SessionDep, settings: SettingsDep,
+               changed_by: ChangedBy = "anonymous") -> Response:
+    """Split a zone; 422 with violations if a part breaks a rule, and then nothing changes."""
+    geometry = line.get("geometry", line) if line.get("type") == "Feature" else line
+    try:
+        parts = service.split_zone(session, zone_id=zone_id, line=geometry,
+                                   changed_by=_user(changed_by), rules=get_rules(request),
+                                   city=settings.city)
+    except (ZoneRulesError, InvalidZoneGeometryError) as exc:
+        session.rollback()
+        return _refusal(exc)
+    session.commit()
+    invalidate_pages(request.app)
+    return JSONResponse({"type": "FeatureCollection", "features": parts}, status_code=201)
+
+
 @router.get("/zones/{zone_id}/versions", summary="摊群点历史版本 (every version)")
 def zone_versions(zone_id: int, session: SessionDep) -> dict[str, Any]:
     """Every version of a zone, oldest first, as a FeatureCollection."""

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.errors import ConflictError, NotFoundError
+from gis.errors import ConflictError, InvalidInputError, NotFoundError
 from gis.settings import CitySettings
 from gis.zones.checks import ZoneCheck, check_geometry, check_zone
 from gis.zones.errors import ZoneRulesError
@@ -117,6 +117,57 @@ def retire_zone(session: Session, *, zone_id: int, changed_by: str) -> dict[str,
     _set_status(session, zone_id=zone_id, status="retired")
     _record(session, zone_id=zone_id, action="retire", changed_by=changed_by)
     return get_zone(session, zone_id=zone_id)
+
+
+def split_zone(session: Session, *, zone_id: int, line: Any, changed_by: str, rules: ZoneRules,
+               city: CitySettings) -> list[dict[str, Any]]:
+    """Cut a zone along a line into new draft zones; the original is retired, history kept.
+
+    Capacity is shared in proportion to area (largest remainder, so the stalls add up; at
+    least one each). Every part runs through all the rules; if any part fails, nothing changes.
+    """
+    _lock(session)
+    current = _current(session, zone_id=zone_id)
+    if current["status"] == "retired":
+        raise ConflictError(f"zone {zone_id} is retired and cannot be split")
+    if not isinstance(line, dict) or line.get("type") != "LineString":
+        kind = line.get("type") if isinstance(line, dict) else type(line).__name__
+        raise InvalidInputError(f"a split needs a GeoJSON LineString, got {kind!r}")
+    parts = session.execute(text("""
+        SELECT ST_AsGeoJSON(d.geom, 8) AS geometry, ST_Area(d.geom::geography) AS area
+        FROM stall_zones z,
+             ST_Dump(ST_Split(z.geom, ST_SetSRID(ST_GeomFromGeoJSON(:line), 4326))) AS d
+        WHERE z.id = :id AND GeometryType(d.geom) = 'POLYGON'
+        ORDER BY ST_XMin(d.geom), ST_YMin(d.geom)
+    """), {"id": zone_id, "line": json.dumps(line)}).mappings().all()
+    if len(parts) < 2:
+        raise InvalidInputError(f"the line does not cut zone {zone_id} in two: draw it across "
+                                "the zone from one edge to another")
+    capacities = _apportion(current["capacity"], [p["area"] for p in parts])
+    _set_status(session, zone_id=zone_id, status="retired")
+    _record(session, zone_id=zone_id, action="retire", changed_by=changed_by)
+    created = []
+    for n, part in enumerate(parts, 1):
+        props = {k: current[k] for k in ("zone_type", "time_slots", "seasons", "operator",
+                                         "simulated")}
+        props["name"] = f"{current['name']}-{n}"
+        props["capacity"] = capacities[n - 1]
+        props["district_code"] = current["district_code"].strip()
+        feature = {"type": "Feature", "properties": props,
+                   "geometry": json.loads(part["geometry"])}
+        created.append(create_zone(session, feature=feature, changed_by=changed_by,
+                                   rules=rules, city=city))
+    return created
+
+
+def _apportion(total: int, weights: list[float]) -> list[int]:
+    """Split `total` in proportion to `weights` by largest remainder, at least 1 each."""
+    shares = [total * w / sum(weights) for w in weights]
+    counts = [int(s) for s in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: counts[i] - shares[i])
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return [max(1, c) for c in counts]
 
 
 def get_zone(session: Session, *, zone_id: int) -> dict[str, Any]:

@@ -117,6 +117,9 @@ function zonePopup(f) {
   if (p.status === "draft") {
     html += '<button type="button" data-act="approve" data-id="' + id + '">批准</button>';
   }
+  if (p.status !== "retired") {
+    html += '<button type="button" data-act="split" data-id="' + id + '">分割</button>';
+  }
   html += '<button type="button" data-act="retire" data-id="' + id + '">撤销</button>';
   html += '<button type="button" data-act="history" data-id="' + id + '">历史版本</button>';
   return html + "</div>";
@@ -188,7 +191,28 @@ function clearViolations() {
   violationLayer.clearLayers();
   $("cg-violations").innerHTML = "";
 }
+// A split draws a straight cutting line (two clicks: maxPoints 2 finishes on the second) with
+// leaflet-draw's polyline handler, outside the toolbar.
+var splitting = null;
+var splitLine = new L.Draw.Polyline(map, {shapeOptions: {color: "#d50000", weight: 3},
+                                          maxPoints: 2});
 map.on(L.Draw.Event.CREATED, function (e) {
+  if (splitting !== null && e.layerType === "polyline") {
+    var id = splitting, box = $("cg-result");
+    splitting = null;
+    send("POST", "/zones/" + id + "/split", e.layer.toGeoJSON(8).geometry).then(function (res) {
+      if (res.status === 201) {
+        clearViolations();
+        setResult(box, "ok", "已将 #" + id + " 分割为 " + res.body.features.map(function (f) {
+          return "#" + f.id;
+        }).join("、") + "（草稿），原摊群点已撤销");
+        box.setAttribute("data-split-into", res.body.features.length);
+        return reloadZones();
+      }
+      handleRefusal(res);
+    });
+    return;
+  }
   drawn.clearLayers();
   drawn.addLayer(e.layer);
   clearViolations();
@@ -356,6 +380,10 @@ map.on("popupopen", function (e) {
         $("cg-zone-id").value = id;
         $("cg-zone-version").value = f.properties.version;
         setResult(box, "", "正在编辑 #" + id + "：用编辑工具移动顶点，或重画后保存");
+      } else if (act === "split") {
+        splitting = id;
+        splitLine.enable();
+        setResult(box, "", "分割 #" + id + "：在摊群点两侧各点一下，画出穿过它的分割线");
       } else if (act === "approve") {
         send("POST", "/zones/" + id + "/approve").then(function (res) {
           if (res.status === 200) {
