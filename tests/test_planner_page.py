@@ -203,13 +203,30 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
 
             # 4. Split the stored zone with a line across it: two drafts, the original retired.
             page.evaluate(f"""() => Object.values(cgPlanner.zoneGroups).forEach(g =>
-                g.eachLayer(l => {{ if (l.feature.properties.id === {zone_id}) l.openPopup(); }}))""")
+                g.eachLayer(l => {{
+                    if (l.feature.properties.id === {zone_id}) l.openPopup();
+                }}))""")
             page.click(f'button[data-act="split"][data-id="{zone_id}"]')
-            for x, y in ((-5, 1410), (-5, 1458)):
-                page.mouse.click(*screen(x, y))
-                page.wait_for_timeout(150)
-            page.wait_for_selector("#cg-result[data-split-into]", timeout=30_000)
-            assert page.get_attribute("#cg-result", "data-split-into") == "2"
+            page.wait_for_function("() => cgPlanner.splitLine.enabled()")
+            for n, (x, y) in enumerate(((-5, 1410), (-5, 1458)), 1):
+                # leaflet-draw ignores clicks for 50 ms after each vertex (a timer); on a
+                # loaded machine that is longer, so wait for it rather than sleep.
+                page.wait_for_function("() => !cgPlanner.splitLine._disableMarkers")
+                page.mouse.move(*screen(x, y), steps=5)
+                page.mouse.down()
+                page.mouse.up()
+                page.wait_for_function(f"() => (cgPlanner.splitLine._markers || []).length >= {n}"
+                                       " || !cgPlanner.splitLine.enabled()", timeout=10_000)
+            try:
+                page.wait_for_selector("#cg-result[data-split-into], #cg-result.bad",
+                                       timeout=30_000)
+            except Exception:
+                state = page.evaluate("() => [cgPlanner.splitLine.enabled(), "
+                                      "(cgPlanner.splitLine._markers || []).length]")
+                pytest.fail(f"split not sent: handler enabled, vertices = {state}; "
+                            f"{page.inner_text('#cg-result')}")
+            assert page.get_attribute("#cg-result", "data-split-into") == "2", \
+                page.inner_text("#cg-result")
             assert httpx.get(f"{base_url}/zones/{zone_id}").json()["properties"]["status"] \
                 == "retired"
             parts = [f for f in httpx.get(f"{base_url}/zones").json()["features"]

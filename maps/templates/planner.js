@@ -435,4 +435,4 @@ $("cg-at-go").addEventListener("click", showActive);
 
 if (CONFIG.bounds) { map.fitBounds(CONFIG.bounds, {padding: [20, 20]}); }
 window.cgPlanner = {map: map, drawn: drawn, violations: violationLayer, active: activeLayer,
-                    zoneGroups: zoneGroups};
+                    zoneGroups: zoneGroups, splitLine: splitLine};
