@@ -74,7 +74,8 @@ case "${1:-}" in
     "$VENV/bin/lint-imports"
     say "tests (throwaway database)"
     shift
-    exec "$VENV/bin/pytest" "$@" ;;
+    # Browser tests fail instead of skipping when Chromium is missing (see tests/browser.py).
+    CITYGRID_REQUIRE_BROWSER=1 exec "$VENV/bin/pytest" "$@" ;;
   *)
     echo "usage: ./manage.sh run | test [pytest args] | setup" >&2; exit 2 ;;
 esac

@@ -7,16 +7,10 @@ recorded, and must not happen.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -24,14 +18,9 @@ from sqlalchemy.orm import Session
 from api.deps import get_session
 from api.main import create_app
 from maps.assets import external_urls
+from tests.browser import ARTIFACTS, chromium_or_skip, offline_page, serve
 from tests.test_analysis_api import BBOX_Q, build_city
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-LOOPBACK = "127.0.0.1"
 HOTSPOT_Q = {"end": "2024-05-13T00:00:00+08:00", "days": 7, "resolution": 10}
 # page -> (query, layer names the layer control must list, legend title)
 PAGES = {
@@ -72,88 +61,49 @@ def test_pages_render_offline_with_legend_and_layers(app: FastAPI) -> None:
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found (Debian package chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; browser tests must run in CI")
-        pytest.skip(message)
-    return CHROMIUM
+    return chromium_or_skip()
 
 
 @pytest.fixture
 def base_url(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((LOOPBACK, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://{LOOPBACK}:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(app) as url:
+        yield url
 
 
 @pytest.mark.browser
 def test_pages_in_chromium_without_network(chromium: Path, base_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    external: list[str] = []
-    errors: list[str] = []
-
-    def route(r) -> None:
-        if urlsplit(r.request.url).hostname == LOOPBACK:
-            r.continue_()
-        else:
-            external.append(r.request.url)
-            r.abort()
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 860},
-                                          locale="zh-CN")
-            page = context.new_page()
-            page.route("**/*", route)
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            for path, (query, layers, _legend) in PAGES.items():
-                url = f"{base_url}{path}?bbox={BBOX_Q}" + "".join(
-                    f"&{k}={v}" for k, v in query.items()).replace("+", "%2B")
-                response = page.goto(url, wait_until="load", timeout=60_000)
-                assert response is not None and response.status == 200, path
-                page.wait_for_function(
-                    "() => window.L && document.querySelector('.leaflet-control-layers')",
-                    timeout=30_000)
-                shown = [t.strip() for t in page.locator(
-                    ".leaflet-control-layers-overlays label").all_inner_texts()]
-                for name in layers:
-                    assert name in shown, (path, name, shown)
-                assert page.locator(".cg-legend").is_visible()
-                drawn = page.evaluate("""() => {
-                    const map = Object.values(window).find(v => v instanceof L.Map);
-                    let paths = 0; map.eachLayer(l => { if (l instanceof L.Path) paths++; });
-                    return paths; }""")
-                assert drawn > 0, path
-                page.screenshot(path=str(ARTIFACTS / f"analysis-{path.rsplit('/', 1)[1]}.png"))
+    with offline_page(chromium, width=1280, height=860) as browser:
+        page = browser.page
+        for path, (query, layers, _legend) in PAGES.items():
+            url = f"{base_url}{path}?bbox={BBOX_Q}" + "".join(
+                f"&{k}={v}" for k, v in query.items()).replace("+", "%2B")
+            response = page.goto(url, wait_until="load", timeout=60_000)
+            assert response is not None and response.status == 200, path
+            page.wait_for_function(
+                "() => window.L && document.querySelector('.leaflet-control-layers')",
+                timeout=30_000)
+            shown = [t.strip() for t in page.locator(
+                ".leaflet-control-layers-overlays label").all_inner_texts()]
+            for name in layers:
+                assert name in shown, (path, name, shown)
+            assert page.locator(".cg-legend").is_visible()
+            drawn = page.evaluate("""() => {
+                const map = Object.values(window).find(v => v instanceof L.Map);
+                let paths = 0; map.eachLayer(l => { if (l instanceof L.Path) paths++; });
+                return paths; }""")
+            assert drawn > 0, path
+            page.screenshot(path=str(ARTIFACTS / f"analysis-{path.rsplit('/', 1)[1]}.png"))
 
-            response = page.goto(f"{base_url}/reports/weekly?day=2024-05-08&scope=379901",
-                                 wait_until="load")
-            assert response is not None and response.status == 200
-            assert "按期结案率" in page.locator("h2 + div.kpi, .kpi").first.inner_text()
-            images = page.evaluate(
-                "() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-            assert images and all(images)
-            assert page.evaluate("document.documentElement.lang") == "zh-CN"
-            page.screenshot(path=str(ARTIFACTS / "report-weekly.png"), full_page=True)
-        finally:
-            browser.close()
+        response = page.goto(f"{base_url}/reports/weekly?day=2024-05-08&scope=379901",
+                             wait_until="load")
+        assert response is not None and response.status == 200
+        assert "按期结案率" in page.locator("h2 + div.kpi, .kpi").first.inner_text()
+        images = page.evaluate(
+            "() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        assert images and all(images)
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        page.screenshot(path=str(ARTIFACTS / "report-weekly.png"), full_page=True)
 
-    assert external == [], f"pages tried to leave the app: {external}"
-    assert errors == [], f"JavaScript errors: {errors}"
+    assert browser.external == [], f"pages tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"JavaScript errors: {browser.errors}"

@@ -6,41 +6,24 @@ proves the page works on an isolated government network.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from api.main import create_app
 from api.routes.pages import invalidate_pages
 from layers.registry import LAYERS
+from tests.browser import chromium_or_skip, offline_page, serve
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-LOOPBACK = "127.0.0.1"
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found (Debian package chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; browser tests must run in CI")
-        pytest.skip(message)
-    return CHROMIUM
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -50,87 +33,51 @@ def app(demo_settings) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def base_url(app: FastAPI) -> Iterator[str]:
-    """uvicorn serving `app` on a free loopback port in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((LOOPBACK, 0))  # bound before the server starts: no race for the port
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://{LOOPBACK}:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(app) as url:
+        yield url
 
 
 def test_map_page_offline_in_chromium(chromium: Path, base_url: str) -> None:
-    from playwright.sync_api import sync_playwright
+    with offline_page(chromium) as browser:
+        page = browser.page
+        started = time.perf_counter()
+        response = page.goto(f"{base_url}/map", wait_until="load", timeout=180_000)
+        assert response is not None and response.status == 200
+        page.wait_for_function(
+            "() => window.L && document.querySelector('.leaflet-control-layers')",
+            timeout=60_000)
+        load_s = time.perf_counter() - started
 
-    external: list[str] = []
-    errors: list[str] = []
+        overlays = [t.strip() for t in page.locator(
+            ".leaflet-control-layers-overlays label").all_inner_texts()]
+        for spec in LAYERS.values():
+            assert spec.title_zh in overlays, f"{spec.title_zh} not in {overlays}"
 
-    def route(r) -> None:
-        if urlsplit(r.request.url).hostname == LOOPBACK:
-            r.continue_()
-        else:
-            external.append(r.request.url)
-            r.abort()
+        drawn = page.evaluate("""() => {
+            const map = Object.values(window).find(v => v instanceof L.Map);
+            const layers = [];
+            map.eachLayer(l => layers.push(l));
+            return {paths: layers.filter(l => l instanceof L.Path).length,
+                    canvas: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
+                    heat: document.querySelectorAll('canvas.leaflet-heatmap-layer').length};
+        }""")
+        assert drawn["paths"] > 100, drawn  # grid cells, roads, outlines on the canvas
+        assert drawn["canvas"] >= 1, drawn
+        assert drawn["heat"] == 1, drawn  # cases
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900},
-                                          locale="zh-CN")
-            page = context.new_page()
-            page.route("**/*", route)
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            started = time.perf_counter()
-            response = page.goto(f"{base_url}/map", wait_until="load", timeout=180_000)
-            assert response is not None and response.status == 200
-            page.wait_for_function(
-                "() => window.L && document.querySelector('.leaflet-control-layers')",
-                timeout=60_000)
-            load_s = time.perf_counter() - started
+        # Streetlights start hidden (too many); switching them on must cluster them.
+        page.locator(".leaflet-control-layers-overlays label",
+                     has_text=LAYERS["streetlights"].title_zh).locator("input").check()
+        page.wait_for_selector(".marker-cluster", timeout=30_000)
+        clusters = page.locator(".marker-cluster").count()
+        assert clusters > 0
+        assert "城市管理综合地图" in page.locator(".cg-title").inner_text()
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
 
-            overlays = [t.strip() for t in page.locator(
-                ".leaflet-control-layers-overlays label").all_inner_texts()]
-            for spec in LAYERS.values():
-                assert spec.title_zh in overlays, f"{spec.title_zh} not in {overlays}"
+        browser.screenshot("map.png")
 
-            drawn = page.evaluate("""() => {
-                const map = Object.values(window).find(v => v instanceof L.Map);
-                const layers = [];
-                map.eachLayer(l => layers.push(l));
-                return {paths: layers.filter(l => l instanceof L.Path).length,
-                        canvas: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
-                        heat: document.querySelectorAll('canvas.leaflet-heatmap-layer').length};
-            }""")
-            assert drawn["paths"] > 100, drawn  # grid cells, roads, outlines on the canvas
-            assert drawn["canvas"] >= 1, drawn
-            assert drawn["heat"] == 1, drawn  # cases
-
-            # Streetlights start hidden (too many); switching them on must cluster them.
-            page.locator(".leaflet-control-layers-overlays label",
-                         has_text=LAYERS["streetlights"].title_zh).locator("input").check()
-            page.wait_for_selector(".marker-cluster", timeout=30_000)
-            clusters = page.locator(".marker-cluster").count()
-            assert clusters > 0
-            assert "城市管理综合地图" in page.locator(".cg-title").inner_text()
-            assert page.evaluate("document.documentElement.lang") == "zh-CN"
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "map.png"))
-        finally:
-            browser.close()
-
-    assert external == [], f"page tried to leave the app: {external}"
-    assert errors == [], f"JavaScript errors: {errors}"
+    assert browser.external == [], f"page tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"JavaScript errors: {browser.errors}"
     print(f"\n/map loaded in Chromium in {load_s:.1f}s; {drawn}, {clusters} cluster icons")
 
 

@@ -9,18 +9,12 @@ demonstration street is refused and its violation painted on the map and listed 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import geopandas as gpd
 import httpx
 import pytest
-import uvicorn
 from shapely.geometry import LineString, Point
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -29,14 +23,8 @@ from api.main import create_app
 from gis.db import transaction
 from maps.assets import external_urls, render_html
 from maps.planner import planner_map
+from tests.browser import chromium_or_skip, offline_page, serve
 from tests.test_zone_rules import Town, build_town, test_city
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-LOOPBACK = "127.0.0.1"
 
 
 def test_planner_page_renders_offline_without_a_database() -> None:
@@ -62,12 +50,7 @@ def test_planner_page_renders_offline_without_a_database() -> None:
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found (Debian package chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; browser tests must run in CI")
-        pytest.skip(message)
-    return CHROMIUM
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -81,164 +64,130 @@ def base_url(engine: Engine, test_settings, town: Town) -> Iterator[str]:
     """uvicorn serving the app on a free loopback port in a background thread."""
     settings = test_settings.model_copy(deep=True)
     settings.city = test_city(settings.city)
-    app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((LOOPBACK, 0))  # bound before the server starts: no race for the port
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://{LOOPBACK}:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.mark.browser
 def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str, town: Town,
                                                   engine: Engine) -> None:
-    from playwright.sync_api import sync_playwright
-
-    external: list[str] = []
-    errors: list[str] = []
-
-    def route(r) -> None:
-        if urlsplit(r.request.url).hostname == LOOPBACK:
-            r.continue_()
-        else:
-            external.append(r.request.url)
-            r.abort()
-
     def lonlat(x: float, y: float) -> tuple[float, float]:
         return town.wgs84(Point(x, y)).coords[0]
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900},
-                                          locale="zh-CN")
-            page = context.new_page()
-            page.route("**/*", route)
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            response = page.goto(f"{base_url}/planner", wait_until="load", timeout=120_000)
-            assert response is not None and response.status == 200
-            page.wait_for_function("() => window.cgPlanner && window.L && L.Control.Draw",
-                                   timeout=60_000)
-            # Look at the town's north side: the 示范街 along y = 1500, free ground below it.
-            lon, lat = lonlat(0, 1450)
-            page.evaluate(f"cgPlanner.map.setView([{lat}, {lon}], 18, {{animate: false}})")
+    with offline_page(chromium) as browser:
+        page = browser.page
+        response = page.goto(f"{base_url}/planner", wait_until="load", timeout=120_000)
+        assert response is not None and response.status == 200
+        page.wait_for_function("() => window.cgPlanner && window.L && L.Control.Draw",
+                               timeout=60_000)
+        # Look at the town's north side: the 示范街 along y = 1500, free ground below it.
+        lon, lat = lonlat(0, 1450)
+        page.evaluate(f"cgPlanner.map.setView([{lat}, {lon}], 18, {{animate: false}})")
 
-            def screen(x: float, y: float) -> tuple[float, float]:
-                lo, la = lonlat(x, y)
-                pt = page.evaluate(f"(() => {{ const p = cgPlanner.map.latLngToContainerPoint("
-                                   f"[{la}, {lo}]); return [p.x, p.y]; }})()")
-                box_ = page.locator(".folium-map").bounding_box()
-                assert box_ is not None
-                return box_["x"] + pt[0], box_["y"] + pt[1]
+        def screen(x: float, y: float) -> tuple[float, float]:
+            lo, la = lonlat(x, y)
+            pt = page.evaluate(f"(() => {{ const p = cgPlanner.map.latLngToContainerPoint("
+                               f"[{la}, {lo}]); return [p.x, p.y]; }})()")
+            box_ = page.locator(".folium-map").bounding_box()
+            assert box_ is not None
+            return box_["x"] + pt[0], box_["y"] + pt[1]
 
-            def draw(corners: list[tuple[float, float]]) -> None:
-                page.locator(".leaflet-draw-draw-polygon").click()
-                for x, y in corners:
-                    page.mouse.click(*screen(x, y))
-                    page.wait_for_timeout(120)
-                page.mouse.click(*screen(*corners[0]))  # the first vertex closes the ring
-                page.wait_for_function("() => cgPlanner.drawn.getLayers().length === 1")
-
-            def fill(name: str) -> None:
-                page.fill("#cg-name", name)
-                page.select_option("#cg-type", "night_market")
-                page.fill("#cg-capacity", "20")
-                page.fill("#cg-operator", "测试街道办事处")
-                page.fill("#cg-user", "浏览器规划员")
-
-            # 1. A compliant zone 30-60 m south of the street edge: stored.
-            draw([(-30, 1420), (20, 1420), (20, 1450), (-30, 1450)])
-            fill("浏览器夜市")
-            page.click("#cg-save")
-            page.wait_for_selector("#cg-result.ok", timeout=30_000)
-            zone_id = int(page.get_attribute("#cg-result", "data-zone-id") or 0)
-            stored = httpx.get(f"{base_url}/zones/{zone_id}").json()
-            assert stored["properties"]["name"] == "浏览器夜市"
-            assert stored["properties"]["status"] == "draft"
-            assert town.local(stored["geometry"]).area == pytest.approx(1500, rel=0.02)
-            with engine.connect() as conn:
-                row = conn.execute(text(
-                    "SELECT v.changed_by, v.action FROM stall_zone_versions v "
-                    "WHERE v.zone_id = :i"), {"i": zone_id}).one()
-            assert tuple(row) == ("浏览器规划员", "create")
-
-            # 2. A zone reaching into the demonstration street's buffer: refused and painted.
-            draw([(-30, 1460), (20, 1460), (20, 1495), (-30, 1495)])
-            fill("越界夜市")
-            page.click("#cg-save")
-            page.wait_for_selector(".cg-violation", timeout=30_000)
-            rules = page.eval_on_selector_all(".cg-violation",
-                                              "els => els.map(e => e.dataset.rule)")
-            assert "demonstration_street" in rules
-            assert "示范" in page.inner_text("#cg-violations")
-            assert "未通过检查" in page.inner_text("#cg-result")
-            painted = page.evaluate("""() => ({
-                layers: cgPlanner.violations.getLayers().length,
-                paths: document.querySelectorAll(
-                    '.leaflet-overlay-pane path[stroke="#d50000"]').length})""")
-            assert painted["layers"] >= 1 and painted["paths"] >= 1, painted
-            names = [f["properties"]["name"]
-                     for f in httpx.get(f"{base_url}/zones").json()["features"]]
-            assert "越界夜市" not in names and "浏览器夜市" in names
-
-            # 3. The time picker: the new draft (every day 18:00-22:30) is open on Friday 19:30.
-            page.fill("#cg-at", "2026-06-05T19:30")
-            page.check("#cg-drafts")
-            page.click("#cg-at-go")
-            page.wait_for_selector("#cg-at-result[data-count]", timeout=30_000)
-            assert "浏览器夜市" in page.inner_text("#cg-at-result")
-            assert page.evaluate("cgPlanner.active.getLayers().length") >= 1
-            assert page.evaluate("document.documentElement.lang") == "zh-CN"
-
-            # 4. Split the stored zone with a line across it: two drafts, the original retired.
-            page.evaluate(f"""() => Object.values(cgPlanner.zoneGroups).forEach(g =>
-                g.eachLayer(l => {{
-                    if (l.feature.properties.id === {zone_id}) l.openPopup();
-                }}))""")
-            page.click(f'button[data-act="split"][data-id="{zone_id}"]')
-            page.wait_for_function("() => cgPlanner.splitLine.enabled()")
-            for n, (x, y) in enumerate(((-5, 1410), (-5, 1458)), 1):
+        def draw(corners: list[tuple[float, float]]) -> None:
+            page.locator(".leaflet-draw-draw-polygon").click()
+            for x, y in [*corners, corners[0]]:  # clicking the first vertex closes the ring
                 # leaflet-draw ignores clicks for 50 ms after each vertex (a timer); on a
                 # loaded machine that is longer, so wait for it rather than sleep.
-                page.wait_for_function("() => !cgPlanner.splitLine._disableMarkers")
-                page.mouse.move(*screen(x, y), steps=5)
-                page.mouse.down()
-                page.mouse.up()
-                page.wait_for_function(f"() => (cgPlanner.splitLine._markers || []).length >= {n}"
-                                       " || !cgPlanner.splitLine.enabled()", timeout=10_000)
-            try:
-                page.wait_for_selector("#cg-result[data-split-into], #cg-result.bad",
-                                       timeout=30_000)
-            except Exception:
-                state = page.evaluate("() => [cgPlanner.splitLine.enabled(), "
-                                      "(cgPlanner.splitLine._markers || []).length]")
-                pytest.fail(f"split not sent: handler enabled, vertices = {state}; "
-                            f"{page.inner_text('#cg-result')}")
-            assert page.get_attribute("#cg-result", "data-split-into") == "2", \
-                page.inner_text("#cg-result")
-            assert httpx.get(f"{base_url}/zones/{zone_id}").json()["properties"]["status"] \
-                == "retired"
-            parts = [f for f in httpx.get(f"{base_url}/zones").json()["features"]
-                     if f["properties"]["name"].startswith("浏览器夜市-")]
-            assert sorted(round(town.local(f["geometry"]).area) for f in parts) \
-                == pytest.approx([750, 750], rel=0.05)
+                page.wait_for_function("() => !cgPlanner.polygonTool._disableMarkers")
+                page.mouse.click(*screen(x, y))
+            page.wait_for_function("() => cgPlanner.drawn.getLayers().length === 1")
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "planner.png"))
-        finally:
-            browser.close()
+        def fill(name: str) -> None:
+            page.fill("#cg-name", name)
+            page.select_option("#cg-type", "night_market")
+            page.fill("#cg-capacity", "20")
+            page.fill("#cg-operator", "测试街道办事处")
+            page.fill("#cg-user", "浏览器规划员")
 
+        # 1. A compliant zone 30-60 m south of the street edge: stored.
+        draw([(-30, 1420), (20, 1420), (20, 1450), (-30, 1450)])
+        fill("浏览器夜市")
+        page.click("#cg-save")
+        page.wait_for_selector("#cg-result.ok", timeout=30_000)
+        zone_id = int(page.get_attribute("#cg-result", "data-zone-id") or 0)
+        stored = httpx.get(f"{base_url}/zones/{zone_id}").json()
+        assert stored["properties"]["name"] == "浏览器夜市"
+        assert stored["properties"]["status"] == "draft"
+        assert town.local(stored["geometry"]).area == pytest.approx(1500, rel=0.02)
+        with engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT v.changed_by, v.action FROM stall_zone_versions v "
+                "WHERE v.zone_id = :i"), {"i": zone_id}).one()
+        assert tuple(row) == ("浏览器规划员", "create")
+
+        # 2. A zone reaching into the demonstration street's buffer: refused and painted.
+        draw([(-30, 1460), (20, 1460), (20, 1495), (-30, 1495)])
+        fill("越界夜市")
+        page.click("#cg-save")
+        page.wait_for_selector(".cg-violation", timeout=30_000)
+        rules = page.eval_on_selector_all(".cg-violation",
+                                          "els => els.map(e => e.dataset.rule)")
+        assert "demonstration_street" in rules
+        assert "示范" in page.inner_text("#cg-violations")
+        assert "未通过检查" in page.inner_text("#cg-result")
+        painted = page.evaluate("""() => ({
+            layers: cgPlanner.violations.getLayers().length,
+            paths: document.querySelectorAll(
+                '.leaflet-overlay-pane path[stroke="#d50000"]').length})""")
+        assert painted["layers"] >= 1 and painted["paths"] >= 1, painted
+        names = [f["properties"]["name"]
+                 for f in httpx.get(f"{base_url}/zones").json()["features"]]
+        assert "越界夜市" not in names and "浏览器夜市" in names
+
+        # 3. The time picker: the new draft (every day 18:00-22:30) is open on Friday 19:30.
+        page.fill("#cg-at", "2026-06-05T19:30")
+        page.check("#cg-drafts")
+        page.click("#cg-at-go")
+        page.wait_for_selector("#cg-at-result[data-count]", timeout=30_000)
+        assert "浏览器夜市" in page.inner_text("#cg-at-result")
+        assert page.evaluate("cgPlanner.active.getLayers().length") >= 1
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+
+        # 4. Split the stored zone with a line across it: two drafts, the original retired.
+        page.evaluate(f"""() => Object.values(cgPlanner.zoneGroups).forEach(g =>
+            g.eachLayer(l => {{
+                if (l.feature.properties.id === {zone_id}) l.openPopup();
+            }}))""")
+        page.click(f'button[data-act="split"][data-id="{zone_id}"]')
+        page.wait_for_function("() => cgPlanner.splitLine.enabled()")
+        for n, (x, y) in enumerate(((-5, 1410), (-5, 1458)), 1):
+            # leaflet-draw ignores clicks for 50 ms after each vertex (a timer); on a
+            # loaded machine that is longer, so wait for it rather than sleep.
+            page.wait_for_function("() => !cgPlanner.splitLine._disableMarkers")
+            page.mouse.move(*screen(x, y), steps=5)
+            page.mouse.down()
+            page.mouse.up()
+            page.wait_for_function(f"() => (cgPlanner.splitLine._markers || []).length >= {n}"
+                                   " || !cgPlanner.splitLine.enabled()", timeout=10_000)
+        try:
+            page.wait_for_selector("#cg-result[data-split-into], #cg-result.bad",
+                                   timeout=30_000)
+        except Exception:
+            state = page.evaluate("() => [cgPlanner.splitLine.enabled(), "
+                                  "(cgPlanner.splitLine._markers || []).length]")
+            pytest.fail(f"split not sent: handler enabled, vertices = {state}; "
+                        f"{page.inner_text('#cg-result')}")
+        assert page.get_attribute("#cg-result", "data-split-into") == "2", \
+            page.inner_text("#cg-result")
+        assert httpx.get(f"{base_url}/zones/{zone_id}").json()["properties"]["status"] \
+            == "retired"
+        parts = [f for f in httpx.get(f"{base_url}/zones").json()["features"]
+                 if f["properties"]["name"].startswith("浏览器夜市-")]
+        assert sorted(round(town.local(f["geometry"]).area) for f in parts) \
+            == pytest.approx([750, 750], rel=0.05)
+
+        browser.screenshot("planner.png")
+
+    external, errors = browser.external, browser.errors
     assert external == [], f"page tried to leave the app: {external}"
     # Chromium logs every 4xx response; the one 422 is the refusal the test provoked.
     refusal = "the server responded with a status of 422"

@@ -151,7 +151,7 @@ var activeLayer = L.featureGroup().addTo(map);
 overlays["检查结果"] = violationLayer;
 overlays["所选时刻开放"] = activeLayer;
 var shape = {color: "#1a73e8", weight: 3, fillOpacity: 0.15};
-map.addControl(new L.Control.Draw({
+var drawControl = new L.Control.Draw({
   position: "topleft",
   draw: {
     // Self-intersections are refused while drawing; the server checks again anyway.
@@ -160,7 +160,8 @@ map.addControl(new L.Control.Draw({
     polyline: false, circle: false, marker: false, circlemarker: false
   },
   edit: {featureGroup: drawn, remove: true}
-}));
+});
+map.addControl(drawControl);
 L.control.layers(null, overlays, {collapsed: true, position: "topright"}).addTo(map);
 L.control.scale({imperial: false}).addTo(map);
 
@@ -435,4 +436,5 @@ $("cg-at-go").addEventListener("click", showActive);
 
 if (CONFIG.bounds) { map.fitBounds(CONFIG.bounds, {padding: [20, 20]}); }
 window.cgPlanner = {map: map, drawn: drawn, violations: violationLayer, active: activeLayer,
-                    zoneGroups: zoneGroups, splitLine: splitLine};
+                    zoneGroups: zoneGroups, splitLine: splitLine,
+                    polygonTool: drawControl._toolbars.draw._modes.polygon.handler};
