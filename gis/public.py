@@ -245,8 +245,13 @@ def list_stall_zones(session: Session, *, local: datetime, open_only: bool = Tru
 
 def nearest(session: Session, *, lon: float, lat: float, kind: str, local: datetime,
             settings: PublicMapSettings, city: CitySettings, crs: str = "wgs84",
-            display_crs: str = "wgs84", limit: int | None = None) -> NearestResult:
-    """The `limit` places of `kind` nearest to (lon, lat); stall zones only when open."""
+            display_crs: str = "wgs84", limit: int | None = None,
+            open_only: bool = False) -> NearestResult:
+    """The `limit` places of `kind` nearest to (lon, lat); stall zones only when open.
+
+    `open_only` also drops facilities whose hours say they are closed at `local` (free-text
+    hours are kept: unknown is not closed).
+    """
     check_kind(kind)
     if display_crs not in DISPLAY_CRS:
         raise InvalidInputError(f"display_crs {display_crs!r} is not one of "
@@ -255,7 +260,8 @@ def nearest(session: Session, *, lon: float, lat: float, kind: str, local: datet
     if not 1 <= limit <= 50:
         raise InvalidInputError(f"limit {limit} must be between 1 and 50")
     x, y = check_point(lon, lat, crs=crs, city=city)
-    params = {"x": x, "y": y, "kind": kind, "n": limit * 4 + 8}
+    # Enough KNN candidates that closed ones filtered out still leave `limit` places.
+    params = {"x": x, "y": y, "kind": kind, "n": limit * (12 if open_only else 4) + 8}
     if kind == "stall_zone":
         # Few zones, and only open ones count: rank them all in metres (0 inside a zone).
         rows = session.execute(text(f"""
@@ -280,6 +286,8 @@ def nearest(session: Session, *, lon: float, lat: float, kind: str, local: datet
         candidates = [(dict(r), r["opening_hours"],
                        True if kind == "station" else facility_open(r["opening_hours"], local))
                       for r in rows]
+        if open_only:
+            candidates = [c for c in candidates if c[2] is not False]
     candidates.sort(key=lambda c: (c[0]["dist"], c[0]["id"]))
     places = []
     for row, hours, is_open in candidates[:limit]:

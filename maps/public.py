@@ -87,6 +87,8 @@ def public_map(*, facilities: Sequence[Mapping[str, Any]], stations: Sequence[Ma
         # Tiles (if any) are added by the page script from CONFIG, so that `none` stays offline.
         m = folium.Map(location=[lat, lon], zoom_start=zoom_start, tiles=None,
                        max_zoom=MAX_ZOOM, control_scale=False, zoom_control=False)
+    # Without a tile layer Leaflet has no maxZoom, and markercluster refuses to work.
+    m.options.setdefault("max_zoom", MAX_ZOOM)
     data = {
         "facilities": [_point(f, shift) for f in facilities],
         "stations": [_point(s, shift) for s in stations],

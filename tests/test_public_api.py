@@ -160,6 +160,16 @@ def test_nearest_toilets_with_walking_distance(client):
     assert body["places"][0]["distance_m"] < body["places"][1]["distance_m"]
 
 
+def test_nearest_open_now_skips_closed_facilities(client):
+    body = _get(client, "/public/nearest", lon=117.0330, lat=36.6615, kind="public_toilet",
+                at=FRIDAY_NIGHT)
+    assert [p["name"] for p in body["places"]] == ["公厕乙", "公厕甲"]
+    assert body["places"][0]["open_now"] is False  # closed at 23:00
+    body = _get(client, "/public/nearest", lon=117.0330, lat=36.6615, kind="public_toilet",
+                at=FRIDAY_NIGHT, open_now="true")
+    assert [p["name"] for p in body["places"]] == ["公厕甲"]
+
+
 def test_nearest_station_and_limit(client):
     body = _get(client, "/public/nearest", lon=HERE[0], lat=HERE[1], kind="station", limit=1)
     assert [p["name"] for p in body["places"]] == ["甲社区城管工作站"]

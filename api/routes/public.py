@@ -190,11 +190,13 @@ def nearest(
     display_crs: Annotated[str, Query(description="gcj02 adds coordinates shifted for a "
                                                   "GCJ-02 base map")] = "wgs84",
     limit: Annotated[int | None, Query(description="how many (1-50)")] = None,
+    open_now: Annotated[bool, Query(description="only places open at `at` (stall zones "
+                                                "are always only open ones)")] = False,
 ) -> public.NearestResult:
     """Nearest places of `kind`, walking distance = straight line × detour factor."""
     return public.nearest(session, lon=lon, lat=lat, kind=kind, local=local,
                           settings=settings.public, city=settings.city, crs=crs,
-                          display_crs=display_crs, limit=limit)
+                          display_crs=display_crs, limit=limit, open_only=open_now)
 
 
 @router.get("", response_class=HTMLResponse, summary="便民服务地图 (public map page)",

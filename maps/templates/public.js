@@ -138,6 +138,7 @@ function lookup(lon, lat, crs) {
   var query = "lon=" + lon + "&lat=" + lat + "&kind=" + encodeURIComponent(kind) +
               "&crs=" + crs + "&display_crs=" + CONFIG.crs;
   if (CONFIG.atFixed) { query += "&at=" + encodeURIComponent(CONFIG.at); }
+  if ($("cg-open-now").checked) { query += "&open_now=true"; }
   status("正在查找…");
   fetch(CONFIG.apiBase + "/public/nearest?" + query).then(function (r) {
     return r.json().then(function (body) { return {ok: r.ok, body: body}; });
@@ -177,7 +178,10 @@ function show(result) {
   });
   status(result.places.length ? "最近的" + result.kind_zh + "（直线距离 × " +
          result.detour_factor + " 估算步行距离）" : "附近没有" + result.kind_zh);
-  map.fitBounds(bounds, {padding: [40, 40], maxZoom: 17});
+  // Keep the results clear of the bars that cover the map on a phone.
+  var phone = window.innerWidth < 900;
+  map.fitBounds(bounds, {maxZoom: 17, paddingBottomRight: [30, 30 + (phone ? $("cg-sheet").offsetHeight : 0)],
+                         paddingTopLeft: [30, 30 + (phone ? $("cg-top").offsetHeight : 0)]});
 }
 $("cg-locate").addEventListener("click", function () {
   if (!navigator.geolocation) { status("浏览器不支持定位，请在地图上点选位置"); return; }
