@@ -12,7 +12,7 @@ from api.deps import get_session
 from api.main import create_app
 from gis.cases import transition
 from gis.deadlines import compute_due
-from tests.test_routing import A, LIGHTING_OWNER, STREETLIGHT, build_city
+from tests.test_routing import LIGHTING_OWNER, STREETLIGHT, A, build_city
 
 BASE = "/open311/v2"
 A02_CENTRE = (117.0315, 36.6615)  # grid A02, owner 赵网格员 (a person)

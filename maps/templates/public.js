@@ -180,8 +180,10 @@ function show(result) {
          result.detour_factor + " 估算步行距离）" : "附近没有" + result.kind_zh);
   // Keep the results clear of the bars that cover the map on a phone.
   var phone = window.innerWidth < 900;
-  map.fitBounds(bounds, {maxZoom: 17, paddingBottomRight: [30, 30 + (phone ? $("cg-sheet").offsetHeight : 0)],
-                         paddingTopLeft: [30, 30 + (phone ? $("cg-top").offsetHeight : 0)]});
+  var top = phone ? $("cg-top").offsetHeight : 0;
+  var bottom = phone ? $("cg-sheet").offsetHeight : 0;
+  map.fitBounds(bounds, {maxZoom: 17, paddingTopLeft: [30, 30 + top],
+                         paddingBottomRight: [30, 30 + bottom]});
 }
 $("cg-locate").addEventListener("click", function () {
   if (!navigator.geolocation) { status("浏览器不支持定位，请在地图上点选位置"); return; }
