@@ -15,7 +15,9 @@
   case is dispatched (extensions included), and before that the handling time limit counted
   from the dispatch deadline, i.e. the latest date an on-time case is fixed.
 * The reporter's contact details (email, name, phone, device and account ids) are stored for
-  the callback only and never selected by anything in this module.
+  the callback only and never selected by anything in this module. Reporters often type their
+  phone number into the description too, so published descriptions have phone numbers, e-mail
+  addresses and ID-card numbers masked (the case keeps the full text for the dispatcher).
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ EVENT_MAJORS = {"01": "市容环境", "02": "宣传广告", "03": "施工管理"
                 "05": "街面秩序"}
 COMPONENT_MAJORS = {"01": "公用设施", "02": "道路交通", "03": "市容环境", "04": "园林绿化",
                     "05": "房屋土地", "06": "其他设施"}
+# What a reporter may type into a description that must not be published.
+_PERSONAL = [
+    (re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])"), "[证件号已隐藏]"),  # 18-digit ID card
+    (re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?!\d)"), "[电话已隐藏]"),
+    (re.compile(r"(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)"), "[电话已隐藏]"),  # landline
+    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"), "[邮箱已隐藏]"),
+]
 STATUS_NOTES = {"collected": "信息收集", "filed": "案卷建立", "dispatched": "任务派遣",
                 "handled": "任务处理", "reported": "处理反馈", "closed": "核查结案",
                 "evaluated": "综合评价", "rejected": "不予立案"}
@@ -271,6 +280,13 @@ def list_requests(session: Session, *, routing: RoutingSettings, city: CitySetti
     return [_to_request(session, row, routing=routing, city=city) for row in rows]
 
 
+def redact(description: str) -> str:
+    """`description` with phone numbers, e-mail addresses and ID-card numbers masked."""
+    for pattern, mask in _PERSONAL:
+        description = pattern.sub(mask, description)
+    return description
+
+
 def _service(row: Any) -> Service:
     component = row["type"] == "component"
     majors = COMPONENT_MAJORS if component else EVENT_MAJORS
@@ -344,7 +360,7 @@ def _to_request(session: Session, row: Any, *, routing: RoutingSettings,
         status_notes=STATUS_NOTES.get(row["status"]),
         service_name=row["service_name"],
         service_code=f"{row['category_type']}-{row['category_code']}",
-        description=row["description"] or None,
+        description=redact(row["description"]) or None,
         agency_responsible=agency_for(session, row, routing=routing, city=city),
         service_notice=None,
         requested_datetime=row["reported_at"],

@@ -162,6 +162,19 @@ def test_grid_worker_is_named_by_post_not_person(client):
     assert response.json()[0]["agency_responsible"] == f"甲社区网格员（单元网格 {A}02）"
 
 
+def test_personal_data_typed_into_the_description_is_masked(client, session):
+    text_ = ("井盖丢失，联系我 139 1234 5678 或 0531-86123456，邮箱li.si@example.cn，"
+             "身份证 37010219900101123X")
+    response = post(client, description=text_)
+    request_id = response.json()[0]["service_request_id"]
+    (request,) = client.get(f"{BASE}/requests/{request_id}.json").json()
+    assert request["description"] == (
+        "井盖丢失，联系我 [电话已隐藏] 或 [电话已隐藏]，邮箱[邮箱已隐藏]，身份证 [证件号已隐藏]")
+    stored = session.execute(text("SELECT description FROM cases WHERE case_no = :n"),
+                             {"n": request_id}).scalar_one()
+    assert stored == text_  # the dispatcher still has the full text
+
+
 def test_list_with_status_and_filters(client, session):
     first = post(client).json()[0]["service_request_id"]
     second = post(client, service_code="event-0102").json()[0]["service_request_id"]

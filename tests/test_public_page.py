@@ -118,6 +118,26 @@ def test_page_serves_public_data_only(base_url: str) -> None:
     assert sorted(z["id"] for z in data["zones"]) == sorted(f["id"] for f in api["features"])
 
 
+def test_index_links_the_public_map(base_url: str) -> None:
+    assert 'href="/public"' in httpx.get(f"{base_url}/").text
+
+
+def test_amap_page_lines_up_with_gcj02_tiles(demo_settings) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = demo_settings.model_copy(deep=True)
+    settings.public = PublicMapSettings(basemap="amap")
+    with TestClient(create_app(settings)) as client:
+        html = client.get("/public").text
+        api = client.get("/public/facilities").json()
+    data, config = _data(html), _config(html)
+    assert config["crs"] == "gcj02" and config["basemap"]["name"] == "高德地图"
+    wgs = {f["id"]: f["geometry"]["coordinates"] for f in api["features"]}
+    for facility in data["facilities"][:50]:
+        gx, gy = wgs84_to_gcj02(*wgs[facility["id"]])
+        assert (facility["lon"], facility["lat"]) == pytest.approx((gx, gy), abs=1e-7)
+
+
 def _open_zone_ids(base_url: str, at: str) -> set[int]:
     body = httpx.get(f"{base_url}/public/stall-zones", params={"at": at}).json()
     return {f["id"] for f in body["features"]}
