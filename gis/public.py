@@ -22,6 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+import geopandas as gpd
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -243,6 +244,12 @@ def list_stall_zones(session: Session, *, local: datetime, open_only: bool = Tru
     return zones
 
 
+def district_outlines(session: Session) -> gpd.GeoDataFrame:
+    """District codes, names and outlines (EPSG:4326), the offline map's background."""
+    return gpd.read_postgis(text("SELECT code, name, geom FROM pub.districts ORDER BY code"),
+                            session.connection(), geom_col="geom")
+
+
 def nearest(session: Session, *, lon: float, lat: float, kind: str, local: datetime,
             settings: PublicMapSettings, city: CitySettings, crs: str = "wgs84",
             display_crs: str = "wgs84", limit: int | None = None,
@@ -283,8 +290,9 @@ def nearest(session: Session, *, lon: float, lat: float, kind: str, local: datet
             SELECT id, name, address, phone, opening_hours, ST_X(geom) AS lon,
                    ST_Y(geom) AS lat, ST_Distance(geom::geography, {_POINT}::geography) AS dist
             FROM ({source}) s ORDER BY geom <-> {_POINT} LIMIT :n"""), params).mappings().all()
+        # Stations list office hours only as text: open_now stays unknown (None).
         candidates = [(dict(r), r["opening_hours"],
-                       True if kind == "station" else facility_open(r["opening_hours"], local))
+                       None if kind == "station" else facility_open(r["opening_hours"], local))
                       for r in rows]
         if open_only:
             candidates = [c for c in candidates if c[2] is not False]
@@ -294,8 +302,8 @@ def nearest(session: Session, *, lon: float, lat: float, kind: str, local: datet
         walking = row["dist"] * settings.walk_detour_factor
         places.append(NearestPlace(
             kind=kind, id=row["id"], name=row["name"], address=row["address"],
-            phone=row["phone"], opening_hours=hours, open_now=is_open if kind != "station"
-            else None, lon=row["lon"], lat=row["lat"],
+            phone=row["phone"], opening_hours=hours, open_now=is_open, lon=row["lon"],
+            lat=row["lat"],
             display=_display(row["lon"], row["lat"], display_crs),
             distance_m=round(row["dist"], 1), walking_distance_m=round(walking),
             walking_minutes=max(1, math.ceil(walking / settings.walk_speed_m_per_min))))

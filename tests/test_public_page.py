@@ -227,6 +227,7 @@ def test_public_page_in_chromium_offline(chromium: Path, base_url: str) -> None:
             assert zones == morning_open
             assert not any("夜市" in i["name"] for i in visible() if i["kind"] == "stall_zone")
             assert "farmers_market" in {i["kind"] for i in visible()}
+            page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "public_map_morning.png"))
             assert page.evaluate("document.documentElement.lang") == "zh-CN"
         finally:

@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import geopandas as gpd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from api.deps import BBoxDep, SessionDep, SettingsDep
 from api.routes.routing import RoutingSettingsDep
@@ -205,15 +203,13 @@ def public_page(request: Request, session: SessionDep, settings: SettingsDep,
                 local: LocalDep) -> HTMLResponse:
     """The phone-first convenience map; `?at=` fixes the time 'open now' is judged at."""
     city = settings.city
-    districts = gpd.read_postgis(
-        text("SELECT code, name, geom FROM pub.districts ORDER BY code"),
-        session.connection(), geom_col="geom")
     m = public_map(
         facilities=[f.model_dump() for f in public.list_facilities(session, local=local)],
         stations=[s.model_dump() for s in public.list_stations(session)],
         stall_zones=[z.model_dump() for z in
                      public.list_stall_zones(session, local=local, open_only=False)],
-        districts=districts, basemap=basemap_for(settings.public), center=city.center,
+        districts=public.district_outlines(session), basemap=basemap_for(settings.public),
+        center=city.center,
         at=local.isoformat(timespec="minutes"), at_fixed="at" in request.query_params,
         title=f"{city.name} 便民服务地图", api_base=str(request.scope.get("root_path", "")))
     return HTMLResponse(render_html(m, title=f"{city.name} 便民服务地图"),

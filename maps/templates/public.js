@@ -34,7 +34,9 @@ var outlines = L.geoJSON(DATA.districts, {
   style: offline ? {color: "#7a6a55", weight: 2, fillColor: "#f6f1e7", fillOpacity: 1}
                  : {color: "#7a6a55", weight: 2, dashArray: "6 4", fill: false}
 }).addTo(map);
-if (outlines.getLayers().length) { map.fitBounds(outlines.getBounds(), {padding: [10, 10]}); }
+if (outlines.getLayers().length) {
+  map.fitBounds(outlines.getBounds(), {padding: [10, 10], animate: false});
+}
 
 // ---- places ---------------------------------------------------------------------------------
 function icon(kind, open) {

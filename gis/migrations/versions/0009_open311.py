@@ -9,6 +9,7 @@ dispatcher sees them with every other complaint. What GeoReport v2 carries beyon
 address string, a media URL, the component named in an attribute, the reporter's contact
 details) lives in `open311_requests`, keyed by the case. The reporter's contact details are
 kept for the callback (回访) only: no public route or Open311 response ever selects them.
+Downgrading refuses while cases with channel 'open311' exist (the old CHECK would not hold).
 """
 
 from alembic import op
