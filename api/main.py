@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.routes import analysis, cases, health, layers, pages, routing, zones
+from api.routes import analysis, cases, health, layers, open311, pages, public, routing, zones
 from gis.db import database_url, make_engine, session_factory
 from gis.settings import Settings
 
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases.router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
+    app.include_router(public.router)
+    app.include_router(open311.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/docs", include_in_schema=False)

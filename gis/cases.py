@@ -27,7 +27,7 @@ from gis.workflow import OPEN_STATUSES, SATISFACTION_VALUES, TRANSITIONS, allowe
 from gis.workflow import next_status as workflow_next_status
 
 CATEGORY_TYPES = ("event", "component")
-CHANNELS = ("hotline_12345", "hotline_12319", "wechat", "patrol")
+CHANNELS = ("hotline_12345", "hotline_12319", "wechat", "patrol", "open311")
 RAW_CRS = ("wgs84", "gcj02", "bd09", "cgcs2000")
 URGENCIES = ("urgent", "normal")
 AREA_TYPES = ("city", "rural")

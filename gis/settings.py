@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,43 @@ class ApiSettings(BaseSettings):
     max_upload_mb: int = 50
 
 
+BaseMap = Literal["none", "osm", "tianditu", "amap"]
+
+
+class PublicMapSettings(BaseSettings):
+    """The public convenience map: base map, walking-distance model, result sizes."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_PUBLIC_", extra="ignore")
+
+    # "none" (default) draws district outlines as the background and needs no network;
+    # osm / tianditu / amap load tiles from the internet (amap tiles are GCJ-02, so the page
+    # shifts every feature WGS84 -> GCJ-02 for display).
+    basemap: BaseMap = "none"
+    tianditu_key: str | None = None
+    # Optional local mirror for the chosen base map, e.g. http://tiles.intranet/{z}/{x}/{y}.png
+    tile_url: str | None = None
+    # Walking distance = straight line x this factor. 1.3 is the usual route-circuity figure
+    # for dense Chinese urban street grids (measured ratios cluster around 1.2-1.4); the demo
+    # street network is simulated, so routing along it would only look more precise.
+    walk_detour_factor: float = Field(default=1.3, ge=1.0, le=3.0)
+    walk_speed_m_per_min: float = Field(default=75.0, gt=0)  # 4.5 km/h
+    nearest_limit: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("basemap", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """Accept OSM / Tianditu / AMap in any case."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tianditu_needs_key(self) -> PublicMapSettings:
+        """Tianditu serves no tiles without a key: refuse the setting instead of a grey map."""
+        if self.basemap == "tianditu" and not (self.tianditu_key or self.tile_url):
+            raise ValueError("basemap 'tianditu' needs CITYGRID_PUBLIC_TIANDITU_KEY "
+                             "(or CITYGRID_PUBLIC_TILE_URL for a local mirror)")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of one citygrid process."""
 
@@ -80,3 +118,4 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     city: CitySettings = Field(default_factory=CitySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    public: PublicMapSettings = Field(default_factory=PublicMapSettings)

@@ -15,7 +15,7 @@ class CaseProperties(BaseModel):
     case_no: str = Field(min_length=1)
     category_type: Literal["event", "component"]
     category_code: str = Field(pattern=r"^\d{4}$")
-    channel: Literal["hotline_12345", "hotline_12319", "wechat", "patrol"]
+    channel: Literal["hotline_12345", "hotline_12319", "wechat", "patrol", "open311"]
     description: str = ""
     raw_x: float = Field(allow_inf_nan=False)
     raw_y: float = Field(allow_inf_nan=False)

@@ -9,7 +9,7 @@ COMPONENT_STATE = {"intact": "完好", "damaged": "破损", "missing": "丢失",
 FACILITY_KIND = {"farmers_market": "农贸市场", "public_toilet": "公厕", "ev_charging": "充电桩",
                  "parking": "停车场", "convenience_point": "便民服务点"}
 CHANNEL = {"hotline_12345": "12345热线", "hotline_12319": "12319热线", "wechat": "微信",
-           "patrol": "巡查上报"}
+           "patrol": "巡查上报", "open311": "Open311接口"}
 CASE_STATUS = {"collected": "信息收集", "filed": "案卷建立", "dispatched": "任务派遣",
                "handled": "任务处理", "reported": "处理反馈", "closed": "核查结案",
                "evaluated": "综合评价", "rejected": "不予立案"}

@@ -86,6 +86,7 @@ li{{margin:.5rem 0}}
 <h1>{city} 数字化城管平台</h1>
 <ul>
 <li><a href="/map">地图</a>：网格、道路、部件、摊群点、案件热力图</li>
+<li><a href="/public">便民服务地图</a>：农贸市场、夜市、公厕、充电桩、停车场（面向公众）</li>
 <li><a href="/docs">API 文档</a></li>
 <li><a href="/health">系统状态</a></li>
 </ul>

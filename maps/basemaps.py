@@ -1,0 +1,65 @@
+"""Base maps for the public page: none (offline outlines), OpenStreetMap, Tianditu, AMap.
+
+Each base map says in which datum its tiles are drawn. Tianditu is CGCS2000 (equal to WGS84
+at map scale), OSM is WGS84, AMap is GCJ-02: data drawn on AMap must be shifted WGS84 ->
+GCJ-02 first or it lands several hundred metres off. `none` needs no network at all and is the
+default; the others fetch tiles from the internet, chosen explicitly in PublicMapSettings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gis.settings import PublicMapSettings
+
+
+@dataclass(frozen=True)
+class TileSource:
+    """One tile layer: URL template, subdomains, attribution, zoom limit."""
+
+    url: str
+    subdomains: str = ""
+    attribution: str = ""
+    max_zoom: int = 18
+
+
+@dataclass(frozen=True)
+class BaseMap:
+    """A base map: its name, tile layers (bottom first) and the datum its tiles use."""
+
+    id: str
+    name_zh: str
+    crs: str  # "wgs84" or "gcj02": the datum features must be in to line up with the tiles
+    tiles: tuple[TileSource, ...] = field(default_factory=tuple)
+
+
+_TIANDITU = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"
+             "&VERSION=1.0.0&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+             "&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
+
+
+def basemap_for(settings: PublicMapSettings) -> BaseMap:
+    """The base map `settings` choose; a tile_url replaces the public servers (local mirror)."""
+    choice = settings.basemap
+    if choice == "none":
+        return BaseMap("none", "无底图（行政区轮廓）", "wgs84")
+    if choice == "osm":
+        tiles: tuple[TileSource, ...] = (TileSource(
+            "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+            attribution="© OpenStreetMap 贡献者", max_zoom=19),)
+        name, crs = "OpenStreetMap", "wgs84"
+    elif choice == "tianditu":
+        key = settings.tianditu_key or ""
+        tiles = tuple(TileSource(_TIANDITU.format(s="{s}", layer=layer, key=key),
+                                 subdomains="01234567", attribution="© 天地图", max_zoom=18)
+                      for layer in ("vec", "cva"))  # streets, then Chinese labels on top
+        name, crs = "天地图", "wgs84"  # CGCS2000: no shift at map scale
+    else:
+        tiles = (TileSource("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
+                            "&scale=1&style=8&x={x}&y={y}&z={z}", subdomains="1234",
+                            attribution="© 高德地图", max_zoom=18),)
+        name, crs = "高德地图", "gcj02"
+    if settings.tile_url:
+        tiles = (TileSource(settings.tile_url, attribution=tiles[0].attribution,
+                            max_zoom=tiles[0].max_zoom),)
+    return BaseMap(choice, name, crs, tiles)

@@ -1,0 +1,220 @@
+// Public convenience map. Wrapped by maps/public.py in a function that defines `map` (the
+// Leaflet map), CONFIG (base map, kinds, time) and DATA (facilities, stations, zones, outlines,
+// already in the base map's datum). "Open now" was decided on the server for CONFIG.at.
+"use strict";
+var $ = function (id) { return document.getElementById(id); };
+var kinds = {};
+CONFIG.kinds.forEach(function (k) { kinds[k.id] = k; });
+
+function esc(s) {
+  return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
+    return "&#" + c.charCodeAt(0) + ";";
+  });
+}
+function rows(pairs) {
+  return '<table class="cg-popup">' + pairs.filter(function (p) { return p[1] !== ""; })
+    .map(function (p) { return "<tr><th>" + esc(p[0]) + "</th><td>" + p[1] + "</td></tr>"; })
+    .join("") + "</table>";
+}
+function phone(p) { return p ? '<a href="tel:' + esc(p) + '">' + esc(p) + "</a>" : ""; }
+function openTag(open) {
+  if (open === true) { return '<span class="cg-open-tag">营业中</span>'; }
+  if (open === false) { return '<span class="cg-closed-tag">未营业</span>'; }
+  return "";
+}
+
+// ---- background -----------------------------------------------------------------------------
+CONFIG.tiles.forEach(function (t) {
+  L.tileLayer(t.url, {subdomains: t.subdomains || "abc", attribution: t.attribution,
+                      maxZoom: t.maxZoom}).addTo(map);
+});
+var offline = CONFIG.tiles.length === 0;
+var outlines = L.geoJSON(DATA.districts, {
+  interactive: false,
+  style: offline ? {color: "#7a6a55", weight: 2, fillColor: "#f6f1e7", fillOpacity: 1}
+                 : {color: "#7a6a55", weight: 2, dashArray: "6 4", fill: false}
+}).addTo(map);
+if (outlines.getLayers().length) {
+  map.fitBounds(outlines.getBounds(), {padding: [10, 10], animate: false});
+}
+
+// ---- places ---------------------------------------------------------------------------------
+function icon(kind, open) {
+  var k = kinds[kind];
+  return L.divIcon({className: "", iconSize: [28, 28], iconAnchor: [14, 14],
+                    html: '<div class="cg-pin cg-kind-' + kind + (open === false ? " closed" : "") +
+                          '" style="background:' + k.color + '">' + esc(k.glyph) + "</div>"});
+}
+var items = [];
+function add(kind, place, popup, polygon) {
+  var marker = L.marker([place.lat, place.lon], {icon: icon(kind, place.open_now),
+                                                  title: place.name});
+  marker.bindPopup(popup);
+  var item = {kind: kind, id: place.id, name: place.name, open: place.open_now,
+              marker: marker, polygon: polygon || null};
+  if (polygon) { polygon.bindPopup(popup); }
+  items.push(item);
+  return item;
+}
+DATA.facilities.forEach(function (f) {
+  add(f.kind, f, "<b>" + esc(f.name) + "</b>" + rows([
+    ["类型", esc(f.kind_zh)], ["地址", esc(f.address)], ["开放时间", esc(f.opening_hours)],
+    ["电话", phone(f.phone)], ["状态", openTag(f.open_now)]]));
+});
+DATA.stations.forEach(function (s) {
+  add("station", s, "<b>" + esc(s.name) + "</b>" + rows([
+    ["地址", esc(s.address)], ["电话", phone(s.phone)], ["开放时间", esc(s.opening_hours)]]));
+});
+DATA.zones.forEach(function (z) {
+  var polygon = L.geoJSON(z.geometry, {style: {color: kinds.stall_zone.color, weight: 2,
+                                               fillOpacity: z.open_now ? 0.35 : 0.1}});
+  add("stall_zone", z, "<b>" + esc(z.name) + "</b>" + rows([
+    ["类型", esc(z.zone_type_zh)], ["时间", esc(z.schedule_zh)], ["摊位", esc(z.capacity) + " 个"],
+    ["管理方", esc(z.operator)], ["状态", openTag(z.open_now)]]), polygon);
+});
+
+var cluster = L.markerClusterGroup({showCoverageOnHover: false, maxClusterRadius: 50,
+                                    spiderfyOnMaxZoom: true, disableClusteringAtZoom: 18,
+                                    chunkedLoading: true});
+var zoneShapes = L.layerGroup();
+map.addLayer(zoneShapes);
+map.addLayer(cluster);
+
+// ---- filters --------------------------------------------------------------------------------
+var shown = {};
+CONFIG.kinds.forEach(function (k) {
+  shown[k.id] = true;
+  var chip = document.createElement("button");
+  chip.type = "button";
+  chip.className = "cg-chip on";
+  chip.dataset.kind = k.id;
+  chip.textContent = k.label;
+  chip.style.background = k.color;
+  chip.addEventListener("click", function () {
+    shown[k.id] = !shown[k.id];
+    chip.classList.toggle("on", shown[k.id]);
+    chip.style.background = shown[k.id] ? k.color : "";
+    chip.setAttribute("aria-pressed", String(shown[k.id]));
+    refresh();
+  });
+  chip.setAttribute("aria-pressed", "true");
+  $("cg-kinds").appendChild(chip);
+  var option = document.createElement("option");
+  option.value = k.id;
+  option.textContent = "最近的" + k.label;
+  $("cg-near-kind").appendChild(option);
+});
+$("cg-open-now").addEventListener("change", refresh);
+
+function visible(item) {
+  return shown[item.kind] && !($("cg-open-now").checked && item.open === false);
+}
+function refresh() {
+  cluster.clearLayers();
+  zoneShapes.clearLayers();
+  var markers = [];
+  items.forEach(function (item) {
+    if (!visible(item)) { return; }
+    markers.push(item.marker);
+    if (item.polygon) { zoneShapes.addLayer(item.polygon); }
+  });
+  cluster.addLayers(markers);
+  $("cg-count").textContent = "显示 " + markers.length + " 处";
+}
+$("cg-title").textContent = CONFIG.title;
+$("cg-time").textContent = (CONFIG.atFixed ? "时间 " : "更新于 ") + CONFIG.at.replace("T", " ");
+refresh();
+
+// ---- nearest ---------------------------------------------------------------------------------
+var nearLayer = L.layerGroup().addTo(map);
+var picking = false;
+function status(text) { $("cg-status").textContent = text; }
+function findItem(kind, id) {
+  for (var i = 0; i < items.length; i++) {
+    if (items[i].kind === kind && items[i].id === id) { return items[i]; }
+  }
+  return null;
+}
+function lookup(lon, lat, crs) {
+  var kind = $("cg-near-kind").value;
+  var query = "lon=" + lon + "&lat=" + lat + "&kind=" + encodeURIComponent(kind) +
+              "&crs=" + crs + "&display_crs=" + CONFIG.crs;
+  if (CONFIG.atFixed) { query += "&at=" + encodeURIComponent(CONFIG.at); }
+  if ($("cg-open-now").checked) { query += "&open_now=true"; }
+  status("正在查找…");
+  fetch(CONFIG.apiBase + "/public/nearest?" + query).then(function (r) {
+    return r.json().then(function (body) { return {ok: r.ok, body: body}; });
+  }).then(function (res) {
+    if (!res.ok) { status("查找失败：" + (res.body.detail || "")); return; }
+    show(res.body);
+  }).catch(function () { status("网络错误，请稍后再试"); });
+}
+function show(result) {
+  nearLayer.clearLayers();
+  var origin = result.origin_display || result.origin;
+  var here = L.circleMarker([origin[1], origin[0]], {radius: 8, color: "#fff", weight: 3,
+                                                     fillColor: "#1565c0", fillOpacity: 1});
+  nearLayer.addLayer(here);
+  var list = $("cg-results");
+  list.innerHTML = "";
+  var bounds = L.latLngBounds([here.getLatLng()]);
+  result.places.forEach(function (p) {
+    var at = p.display || [p.lon, p.lat];
+    var latlng = L.latLng(at[1], at[0]);
+    bounds.extend(latlng);
+    nearLayer.addLayer(L.polyline([here.getLatLng(), latlng],
+                                  {color: "#1565c0", weight: 2, dashArray: "4 4"}));
+    var li = document.createElement("li");
+    li.className = "cg-result";
+    li.innerHTML = esc(p.name) + '<span class="cg-dist">步行约 ' + p.walking_distance_m +
+                   " 米 · " + p.walking_minutes + " 分钟</span>" +
+                   (p.phone ? " " + phone(p.phone) : "") + " " + openTag(p.open_now);
+    li.addEventListener("click", function () {
+      var item = findItem(p.kind, p.id);
+      map.setView(latlng, 18);
+      if (item && visible(item)) {
+        cluster.zoomToShowLayer(item.marker, function () { item.marker.openPopup(); });
+      }
+    });
+    list.appendChild(li);
+  });
+  status(result.places.length ? "最近的" + result.kind_zh + "（直线距离 × " +
+         result.detour_factor + " 估算步行距离）" : "附近没有" + result.kind_zh);
+  // Keep the results clear of the bars that cover the map on a phone.
+  var phone = window.innerWidth < 900;
+  var top = phone ? $("cg-top").offsetHeight : 0;
+  var bottom = phone ? $("cg-sheet").offsetHeight : 0;
+  map.fitBounds(bounds, {maxZoom: 17, paddingTopLeft: [30, 30 + top],
+                         paddingBottomRight: [30, 30 + bottom]});
+}
+$("cg-locate").addEventListener("click", function () {
+  if (!navigator.geolocation) { status("浏览器不支持定位，请在地图上点选位置"); return; }
+  status("正在定位…");
+  navigator.geolocation.getCurrentPosition(function (pos) {
+    // Browsers report WGS84.
+    lookup(pos.coords.longitude, pos.coords.latitude, "wgs84");
+  }, function () { status("无法获取位置，请在地图上点选位置"); },
+  {enableHighAccuracy: true, timeout: 10000});
+});
+$("cg-pick").addEventListener("click", function () {
+  picking = !picking;
+  $("cg-pick").classList.toggle("active", picking);
+  status(picking ? "请在地图上点选一个位置" : "");
+});
+map.on("click", function (e) {
+  if (!picking) { return; }
+  picking = false;
+  $("cg-pick").classList.remove("active");
+  // Tapped points are in the base map's datum (GCJ-02 on AMap); the server converts.
+  lookup(e.latlng.lng.toFixed(7), e.latlng.lat.toFixed(7), CONFIG.crs);
+});
+
+window.cgPublic = {
+  visible: function () {
+    return items.filter(visible).map(function (i) {
+      return {kind: i.kind, id: i.id, name: i.name, open: i.open};
+    });
+  },
+  lookup: lookup,
+  cluster: cluster
+};
