@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import geopandas as gpd
 import httpx
@@ -22,9 +22,7 @@ from gis.settings import PublicMapSettings
 from maps.assets import render_html
 from maps.basemaps import basemap_for
 from maps.public import public_map
-from tests.test_map_page import ARTIFACTS, CHROMIUM_ARGS, LOOPBACK, base_url, chromium
-
-__all__ = ["base_url", "chromium"]  # fixtures shared with the overview page test
+from tests.browser import chromium_or_skip, offline_page, serve
 
 FRIDAY_NIGHT = "2026-06-05T23:30"  # a Friday in the seasonal stalls' season
 FRIDAY_MORNING = "2026-06-05T10:00"
@@ -94,6 +92,17 @@ def test_osm_and_tianditu_need_no_shift_and_tianditu_needs_a_key():
 
 
 @pytest.fixture(scope="module")
+def chromium() -> Path:
+    return chromium_or_skip()
+
+
+@pytest.fixture(scope="module")
+def base_url(app: FastAPI) -> Iterator[str]:
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def app(demo_settings) -> FastAPI:
     return create_app(demo_settings)
 
@@ -144,97 +153,74 @@ def _open_zone_ids(base_url: str, at: str) -> set[int]:
 
 
 def test_public_page_in_chromium_offline(chromium: Path, base_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    external: list[str] = []
-    errors: list[str] = []
-
-    def route(r) -> None:
-        if urlsplit(r.request.url).hostname == LOOPBACK:
-            r.continue_()
-        else:
-            external.append(r.request.url)
-            r.abort()
-
     night_open = _open_zone_ids(base_url, FRIDAY_NIGHT)
     morning_open = _open_zone_ids(base_url, FRIDAY_MORNING)
     assert night_open and morning_open and not night_open & morning_open
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            # A phone: small viewport, touch, Chinese locale.
-            context = browser.new_context(viewport={"width": 390, "height": 844},
-                                          device_scale_factor=2, is_mobile=True,
-                                          has_touch=True, locale="zh-CN")
-            page = context.new_page()
-            page.route("**/*", route)
-            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A phone: small viewport, touch, Chinese locale.
+    with offline_page(chromium, width=390, height=844, device_scale_factor=2, is_mobile=True,
+                      has_touch=True) as browser:
+        page = browser.page
+        def visible() -> list[dict]:
+            result: list[dict] = page.evaluate("window.cgPublic.visible()")
+            return result
 
-            def visible() -> list[dict]:
-                result: list[dict] = page.evaluate("window.cgPublic.visible()")
-                return result
+        # 23:30 on a Friday: only the night markets that run past midnight are open.
+        response = page.goto(f"{base_url}/public?at={FRIDAY_NIGHT}", wait_until="load",
+                             timeout=120_000)
+        assert response is not None and response.status == 200
+        page.wait_for_selector(".marker-cluster", timeout=30_000)
+        clusters = page.locator(".marker-cluster").count()
+        assert clusters > 0
+        zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
+        assert zones == night_open
+        names = {i["name"] for i in visible() if i["kind"] == "stall_zone"}
+        assert names and all("夜市" in n for n in names), names
+        # "只看营业中" hides the market (closes 20:00) and shows the 24-hour toilets.
+        kinds_now = {i["kind"] for i in visible()}
+        assert "farmers_market" not in kinds_now and "public_toilet" in kinds_now
+        assert all(i["open"] is not False for i in visible())
+        assert "2026-06-05 23:30" in page.locator("#cg-time").inner_text()
 
-            # 23:30 on a Friday: only the night markets that run past midnight are open.
-            response = page.goto(f"{base_url}/public?at={FRIDAY_NIGHT}", wait_until="load",
-                                 timeout=120_000)
-            assert response is not None and response.status == 200
-            page.wait_for_selector(".marker-cluster", timeout=30_000)
-            clusters = page.locator(".marker-cluster").count()
-            assert clusters > 0
-            zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
-            assert zones == night_open
-            names = {i["name"] for i in visible() if i["kind"] == "stall_zone"}
-            assert names and all("夜市" in n for n in names), names
-            # "只看营业中" hides the market (closes 20:00) and shows the 24-hour toilets.
-            kinds_now = {i["kind"] for i in visible()}
-            assert "farmers_market" not in kinds_now and "public_toilet" in kinds_now
-            assert all(i["open"] is not False for i in visible())
-            assert "2026-06-05 23:30" in page.locator("#cg-time").inner_text()
+        # Switching "open now" off shows every approved zone, closed ones too.
+        page.locator("#cg-open-now").uncheck()
+        all_zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
+        assert all_zones > night_open and morning_open <= all_zones
+        page.locator("#cg-open-now").check()
 
-            # Switching "open now" off shows every approved zone, closed ones too.
-            page.locator("#cg-open-now").uncheck()
-            all_zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
-            assert all_zones > night_open and morning_open <= all_zones
-            page.locator("#cg-open-now").check()
+        # Filter by kind: toilets off.
+        page.locator(".cg-chip[data-kind=public_toilet]").click()
+        assert "public_toilet" not in {i["kind"] for i in visible()}
+        shown = int(page.locator("#cg-count").inner_text().split()[1])
+        assert shown == len(visible())
+        page.locator(".cg-chip[data-kind=public_toilet]").click()
 
-            # Filter by kind: toilets off.
-            page.locator(".cg-chip[data-kind=public_toilet]").click()
-            assert "public_toilet" not in {i["kind"] for i in visible()}
-            shown = int(page.locator("#cg-count").inner_text().split()[1])
-            assert shown == len(visible())
-            page.locator(".cg-chip[data-kind=public_toilet]").click()
+        # Nearest to a tapped point: pick mode, tap the map, read the list.
+        page.select_option("#cg-near-kind", "public_toilet")
+        page.locator("#cg-pick").click()
+        box = page.locator(".folium-map").bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_selector(".cg-result", timeout=15_000)
+        results = page.locator(".cg-result").all_inner_texts()
+        assert len(results) == 5 and all("步行约" in r and "米" in r for r in results)
+        assert not any("未营业" in r for r in results)  # "只看营业中" applies here too
+        page.wait_for_timeout(1000)  # let the zoom animation finish before the screenshot
+        browser.screenshot("public_map_night.png")
 
-            # Nearest to a tapped point: pick mode, tap the map, read the list.
-            page.select_option("#cg-near-kind", "public_toilet")
-            page.locator("#cg-pick").click()
-            box = page.locator(".folium-map").bounding_box()
-            assert box is not None
-            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.wait_for_selector(".cg-result", timeout=15_000)
-            results = page.locator(".cg-result").all_inner_texts()
-            assert len(results) == 5 and all("步行约" in r and "米" in r for r in results)
-            assert not any("未营业" in r for r in results)  # "只看营业中" applies here too
-            page.wait_for_timeout(1000)  # let the zoom animation finish before the screenshot
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "public_map_night.png"))
+        # 10:00 the same Friday: the night markets are closed, the day stalls are open.
+        page.goto(f"{base_url}/public?at={FRIDAY_MORNING}", wait_until="load")
+        page.wait_for_selector(".marker-cluster", timeout=30_000)
+        zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
+        assert zones == morning_open
+        assert not any("夜市" in i["name"] for i in visible() if i["kind"] == "stall_zone")
+        assert "farmers_market" in {i["kind"] for i in visible()}
+        page.wait_for_timeout(500)
+        browser.screenshot("public_map_morning.png")
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
 
-            # 10:00 the same Friday: the night markets are closed, the day stalls are open.
-            page.goto(f"{base_url}/public?at={FRIDAY_MORNING}", wait_until="load")
-            page.wait_for_selector(".marker-cluster", timeout=30_000)
-            zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
-            assert zones == morning_open
-            assert not any("夜市" in i["name"] for i in visible() if i["kind"] == "stall_zone")
-            assert "farmers_market" in {i["kind"] for i in visible()}
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "public_map_morning.png"))
-            assert page.evaluate("document.documentElement.lang") == "zh-CN"
-        finally:
-            browser.close()
-
-    assert external == [], f"page tried to leave the app: {external}"
-    assert errors == [], f"JavaScript errors: {errors}"
+    assert browser.external == [], f"page tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"JavaScript errors: {browser.errors}"
     print(f"\n/public: {clusters} cluster icons; open at 23:30 {sorted(night_open)}, "
           f"at 10:00 {sorted(morning_open)}")
 
