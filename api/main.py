@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
+from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import analysis, cases, health, layers, pages, routing, zones
 from gis.db import database_url, make_engine, session_factory
 from gis.settings import Settings
@@ -27,8 +28,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = session_factory(engine)
         try:
+            await open_ogc(app, settings)
             yield
         finally:
+            await close_ogc(app)
             engine.dispose()
 
     app = FastAPI(title="citygrid", version="0.1.0", lifespan=lifespan,
@@ -42,5 +45,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases.router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
+    mount_ogc(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -71,6 +71,17 @@ class ApiSettings(BaseSettings):
     max_upload_mb: int = 50
 
 
+class OgcSettings(BaseSettings):
+    """OGC API Features and Tiles over the public layers (schema `pub`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_OGC_", extra="ignore")
+
+    # The OGC routes read through their own asyncpg pool (tipg is async), kept small because
+    # the SQLAlchemy pool serves everything else.
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=5, ge=1)
+
+
 class Settings(BaseSettings):
     """All settings of one citygrid process."""
 
@@ -80,3 +91,4 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     city: CitySettings = Field(default_factory=CitySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    ogc: OgcSettings = Field(default_factory=OgcSettings)
