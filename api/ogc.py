@@ -50,6 +50,9 @@ VENDOR = "/static/vendor"
 # A transparent 1x1 GIF: Leaflet's tile layer stays in place but asks no server for tiles.
 BLANK_TILE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=="
 
+# Session settings of the OGC pool's connections (see open_ogc).
+TILE_SERVER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+
 # URLs in tipg 1.6's templates -> what citygrid serves instead.
 TEMPLATE_URLS = {
     "https://cdnjs.cloudflare.com/ajax/libs/twitter-bootstrap/4.5.3/css/bootstrap.min.css":
@@ -129,7 +132,12 @@ async def open_ogc(app: FastAPI, settings: Settings) -> None:
                           db_min_conn_size=settings.ogc.pool_min_size,
                           db_max_conn_size=settings.ogc.pool_max_size)
     db = catalog_settings()
-    await connect_to_db(app, schemas=db.schemas, tipg_schema=db.tipg_schema, settings=pg)
+    # JIT off: PostGIS functions are costed high, so the query of a dense tile passes
+    # jit_above_cost and spends ~230 ms compiling to save a few. No parallel workers: a map
+    # asks for a dozen tiles at once, and on a small server three processes per tile only
+    # queue behind each other (both measured with bench/tiles.py).
+    await connect_to_db(app, schemas=db.schemas, tipg_schema=db.tipg_schema, settings=pg,
+                        server_settings=TILE_SERVER_SETTINGS)
     async with app.state.pool.acquire() as conn:
         found = await pg_get_collection_index(conn, settings=db)
     # Only views of `pub`, whatever the catalog query returns; ids without the schema prefix.

@@ -7,9 +7,12 @@ zoom-14 tile, then serves the app with uvicorn on a loopback port and times, in 
 * `mvt`      GET /ogc/collections/streetlights/tiles/WebMercatorQuad/14/{x}/{y}  (the figure)
 * `geojson`  GET /ogc/collections/streetlights/items?bbox=<that tile>&limit=10000  (baseline:
              what a web map without vector tiles would fetch for the same view)
-* `mvt_sql`  the ST_AsMVT query alone over psycopg2, to show what the HTTP layer adds.
+* `sql_jit_on` / `sql_jit_off`  tipg's ST_AsMVT query alone over psycopg2, with PostgreSQL's
+             default JIT and with JIT off as the app's pool runs it: what JIT costs and what
+             the HTTP layer adds.
 
-Prints p50/p99 of each and the ratio geojson/mvt; the database is dropped unless --keep-db.
+Prints p50/p99 of each and the ratios; the database is dropped unless --keep-db. Tiles hold at
+most 10,000 features (tipg's cap); the table shows how many lights the tile really covers.
 
     .venv/bin/python bench/tiles.py --lights 500000 --requests 200
 """
@@ -150,19 +153,22 @@ def main(
     requests: int = typer.Option(100, help="timed requests per variant"),
     warmup: int = typer.Option(5, help="untimed requests first"),
     keep_db: bool = typer.Option(False, help="keep the throwaway database"),
+    reuse_db: str = typer.Option("", help="time a database kept by an earlier --keep-db run"),
     seed: int = typer.Option(7, help="random seed"),
 ) -> None:
     """Run the benchmark and print a table plus one JSON line of figures."""
     settings = Settings()
-    url = database_url(settings, dbname=f"citygrid_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+    name = reuse_db or f"citygrid_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = database_url(settings, dbname=name)
     figures: dict[str, Any] = {"lights": lights, "zoom": ZOOM, "requests": requests,
                                "cpus": os.cpu_count()}
     ensure_database(url)
     engine = make_engine(url)
     try:
         started = time.perf_counter()
-        upgrade(engine)
-        load_demo(engine, progress=False)
+        if not reuse_db:
+            upgrade(engine)
+            load_demo(engine, progress=False)
         figures["added_lights"] = add_lights(engine, lights, seed)
         figures["setup_s"] = round(time.perf_counter() - started, 1)
         x, y, figures["lights_in_tile"] = densest_tile(engine, ZOOM)
@@ -195,27 +201,36 @@ def main(
                 }
         finally:
             stop()
+        # The query tipg sends (same shape: ORDER BY id, LIMIT 10000), straight to PostGIS,
+        # once with the server's default JIT and once with JIT off as the app's pool has it.
         sql = text("""
             WITH t AS (
-                SELECT id, code, state, lit, ST_AsMVTGeom(ST_Transform(geom, 3857),
+                SELECT code, id, lit, state, ST_AsMVTGeom(ST_Transform(geom, 3857),
                        ST_TileEnvelope(:z, :x, :y), 4096, 256, true) AS geom
                 FROM pub.streetlights
-                WHERE geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)
-                LIMIT 10000)
+                WHERE ST_Intersects(geom, ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326))
+                ORDER BY id LIMIT 10000)
             SELECT ST_AsMVT(t.*, 'streetlights') FROM t""")
-        with engine.connect() as conn:
-            runs["mvt_sql"] = timings(
-                lambda: conn.execute(sql, {"z": ZOOM, "x": x, "y": y}).scalar_one(),
-                requests, warmup)
+        params = {"z": ZOOM, "x": x, "y": y}
+        for jit in ("on", "off"):
+            with engine.connect() as conn:
+                # As the app's OGC pool runs it (TILE_SERVER_SETTINGS), but for `jit`.
+                conn.execute(text("SET max_parallel_workers_per_gather = 0"))
+                conn.execute(text(f"SET jit = {jit}"))
+                runs[f"sql_jit_{jit}"] = timings(
+                    lambda c=conn: c.execute(sql, params).scalar_one(),
+                    max(10, requests // 5), 2)
         for name, values in runs.items():
             figures[f"{name}_p50_ms"] = round(statistics.median(values), 1)
             figures[f"{name}_p99_ms"] = round(pct(values, 0.99), 1)
         figures["ratio_geojson_over_mvt_p50"] = round(
             figures["geojson_p50_ms"] / figures["mvt_p50_ms"], 1)
+        figures["ratio_sql_jit_on_over_off_p50"] = round(
+            figures["sql_jit_on_p50_ms"] / figures["sql_jit_off_p50_ms"], 1)
         figures["goal_p50_under_50ms"] = figures["mvt_p50_ms"] < 50
     finally:
         engine.dispose()
-        if not keep_db:
+        if not (keep_db or reuse_db):
             drop_database(url)
 
     table = Table(title="MVT tile benchmark (densest zoom-14 tile)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,14 @@ class OgcSettings(BaseSettings):
     # the SQLAlchemy pool serves everything else.
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> OgcSettings:
+        """The pool cannot keep more connections open than it may have."""
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(f"OGC pool_min_size {self.pool_min_size} is above "
+                             f"pool_max_size {self.pool_max_size}")
+        return self
 
 
 class Settings(BaseSettings):

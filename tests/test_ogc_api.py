@@ -283,3 +283,13 @@ def test_tilejson_points_at_the_tiles(client: TestClient) -> None:
     assert [layer["id"] for layer in body["vector_layers"]] == ["manhole_covers"]
     fields = set(body["vector_layers"][0]["fields"])
     assert fields and not fields & INTERNAL_COLUMNS
+
+
+def test_tile_pool_runs_without_jit_or_parallel_workers(client: TestClient) -> None:
+    # Both settings halve dense-tile latency (bench/tiles.py); a regression would be silent.
+    async def show() -> tuple[str, str]:
+        async with client.app.state.pool.acquire() as conn:  # type: ignore[attr-defined]
+            return (await conn.fetchval("SHOW jit"),
+                    await conn.fetchval("SHOW max_parallel_workers_per_gather"))
+
+    assert client.portal.call(show) == ("off", "0")  # type: ignore[union-attr]
