@@ -16,7 +16,9 @@ What citygrid decides here rather than tipg's environment variables:
 * tipg's own catch-all and database-error handlers are left out: citygrid's generic 500 hides
   SQL text from the public;
 * the HTML pages load Leaflet, jQuery and Bootstrap from /static/vendor and draw no OSM
-  background, because government networks cannot reach a CDN (see maps/assets.py).
+  background, because government networks cannot reach a CDN (see maps/assets.py);
+* any web page may read /ogc (CORS), so a developer's MapLibre map can draw the tiles; the
+  internal routes get no such header.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from morecantile import tms as tile_matrix_sets
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tipg import collections as tipg_collections
 from tipg import factory as tipg_factory
 from tipg.collections import Catalog, Collection, PgCollection, pg_get_collection_index
@@ -66,6 +69,9 @@ TEMPLATE_URLS = {
     "https://files.dnr.state.mn.us/lib/bootstrap4/javascripts/bootstrap.min.js":
         f"{VENDOR}/bootstrap/js/bootstrap.bundle.min.js",
     "https://tile.openstreetmap.org/{z}/{x}/{y}.png": BLANK_TILE,
+    # No OSM tiles are drawn, so no OSM attribution either.
+    "'Map data &copy; <a href=\"https://openstreetmap.org/copyright\">"
+    "OpenStreetMap contributors</a>'": "''",
 }
 
 
@@ -154,6 +160,31 @@ async def close_ogc(app: FastAPI) -> None:
         await close_db_connection(app)
 
 
+class PublicCorsMiddleware:
+    """`Access-Control-Allow-Origin: *` on responses under /ogc only (public, read-only data)."""
+
+    def __init__(self, app: ASGIApp, prefix: str = OGC_PREFIX) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the header to HTTP responses whose path is under the prefix."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == self.prefix or path.startswith(self.prefix + "/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() != b"access-control-allow-origin"]
+                headers.append((b"access-control-allow-origin", b"*"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
 def mount_ogc(app: FastAPI) -> None:
     """Add the OGC API routes under /ogc and tipg's error handlers for its own errors."""
     # tipg reads these at import from TIPG_* variables; citygrid's choice is fixed here.
@@ -172,3 +203,4 @@ def mount_ogc(app: FastAPI) -> None:
     # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.
     handled[MissingDatetimeColumn] = 400
     add_exception_handlers(app, handled)
+    app.add_middleware(PublicCorsMiddleware)

@@ -151,6 +151,9 @@ def test_landing_conformance_and_collections(client: TestClient) -> None:
         assert cls in conformance
     collections = client.get("/ogc/collections").json()["collections"]
     assert {c["id"] for c in collections} == PUBLIC_LAYERS
+    service_desc = next(link["href"] for link in landing.json()["links"]
+                        if link["rel"] == "service-desc")
+    assert client.get(service_desc).status_code == 200
     one = client.get("/ogc/collections/streetlights").json()
     assert one["id"] == "streetlights"
     assert one["extent"]["spatial"]["bbox"][0][0] == pytest.approx(117.0, abs=0.1)
@@ -232,7 +235,7 @@ def test_html_pages_load_nothing_from_outside(client: TestClient) -> None:
         # What the browser loads by itself: scripts, images, stylesheets (not plain links).
         external = re.findall(r"""(?:src=|<link[^>]*href=)["'](https?://[^"']+)""", r.text)
         assert all(u.startswith("http://testserver/") for u in external), (path, external)
-        assert "tile.openstreetmap.org" not in r.text
+        assert "tile.openstreetmap.org" not in r.text and "OpenStreetMap" not in r.text
 
 
 def lonlat_to_tile(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -293,3 +296,33 @@ def test_tile_pool_runs_without_jit_or_parallel_workers(client: TestClient) -> N
                     await conn.fetchval("SHOW max_parallel_workers_per_gather"))
 
     assert client.portal.call(show) == ("off", "0")  # type: ignore[union-attr]
+
+
+def test_any_origin_may_read_ogc_but_not_internal_routes(client: TestClient) -> None:
+    origin = {"origin": "https://maps.example.org"}
+    r = client.get("/ogc/collections/streetlights/tiles/WebMercatorQuad/0/0/0", headers=origin)
+    assert r.status_code in (200, 204)
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert client.get("/ogc/collections", headers=origin).headers[
+        "access-control-allow-origin"] == "*"
+    r = client.get("/health", headers=origin)
+    assert r.status_code == 200
+    assert "access-control-allow-origin" not in r.headers
+    assert "access-control-allow-origin" not in client.get("/ogcx", headers=origin).headers
+
+
+def test_every_served_tipg_template_is_free_of_cdn_urls() -> None:
+    # Pages not rendered above (item, tileset, tilematrixset...) are checked as sources, so a
+    # tipg upgrade that changes a CDN URL fails here, naming the template and the URL.
+    import jinja2
+
+    from api.ogc import _LocalAssetsLoader
+
+    env = jinja2.Environment(loader=_LocalAssetsLoader("tipg", "templates"))
+    served = [t for t in env.list_templates() if t not in {"map.html", "viewer.html"}]
+    assert "items.html" in served and "tileset.html" in served
+    for name in served:
+        source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+        loaded = re.findall(r"""(?:src=|<link[^>]*href=|[tT]ileLayer\(\s*)["'](https?://[^"']+)""",
+                            source)
+        assert not loaded, (name, loaded)
