@@ -29,6 +29,7 @@ from typing import Annotated
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from morecantile import tms as tile_matrix_sets
+from morecantile.errors import InvalidIdentifier
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tipg import collections as tipg_collections
@@ -105,7 +106,7 @@ def tile_in_matrix(request: Request) -> None:
         return
     try:
         tms = tile_matrix_sets.get(params["tileMatrixSetId"])
-    except Exception:  # unknown ids are tipg's to refuse, with its list of valid ones
+    except InvalidIdentifier:  # tipg refuses unknown ids itself, listing the valid ones
         return
     try:
         z, x, y = (int(params[k]) for k in ("z", "x", "y"))
