@@ -31,8 +31,9 @@ setup_system() {
   [ -z "$EXTERNAL_DB" ] && pkgs+=(postgresql-15 postgresql-15-postgis-3)
   "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
   if [ "${1:-}" = "test" ]; then
-    # Headless browser tests of the map pages, and a CJK font so screenshots show Chinese.
-    pkgs+=(chromium fonts-noto-cjk)
+    # Headless browser tests of the map pages, and a CJK font so screenshots show Chinese;
+    # GDAL's ogrinfo reads the OGC API as QGIS would.
+    pkgs+=(chromium fonts-noto-cjk gdal-bin)
   fi
   [ ${#pkgs[@]} -gt 0 ] && apt_install "${pkgs[@]}"
   return 0

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
+from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import analysis, cases, health, layers, open311, pages, public, routing, zones
 from gis.db import database_url, make_engine, session_factory
 from gis.settings import Settings
@@ -29,8 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = session_factory(engine)
         try:
+            await open_ogc(app, settings)
             yield
         finally:
+            await close_ogc(app)
             engine.dispose()
 
     # docs_url/redoc_url off: FastAPI's defaults load Swagger UI from a CDN, which an
@@ -48,9 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(public.router)
     app.include_router(open311.router)
+    mount_ogc(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/docs", include_in_schema=False)
+    # Named like FastAPI's own docs route: tipg's landing page links to it by this name.
+    @app.get("/docs", include_in_schema=False, name="swagger_ui_html")
     def docs() -> HTMLResponse:
         """Swagger UI for the API, with its script and style served by the app itself."""
         return get_swagger_ui_html(

@@ -29,6 +29,11 @@ def database_url(settings: Settings, *, dbname: str | None = None, start: bool =
     return make_url(status.url(settings.cluster.user, dbname or settings.db.name))
 
 
+def libpq_dsn(url: URL) -> str:
+    """The same database as a plain postgresql:// DSN, for drivers other than SQLAlchemy's."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(url: URL | str, *, pool_size: int = 5) -> Engine:
     """Engine with pre-ping so the app survives a database restart."""
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,

@@ -109,6 +109,25 @@ class PublicMapSettings(BaseSettings):
         return self
 
 
+class OgcSettings(BaseSettings):
+    """OGC API Features and Tiles over the public layers (schema `pub`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_OGC_", extra="ignore")
+
+    # The OGC routes read through their own asyncpg pool (tipg is async), kept small because
+    # the SQLAlchemy pool serves everything else.
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> OgcSettings:
+        """The pool cannot keep more connections open than it may have."""
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(f"OGC pool_min_size {self.pool_min_size} is above "
+                             f"pool_max_size {self.pool_max_size}")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of one citygrid process."""
 
@@ -119,3 +138,4 @@ class Settings(BaseSettings):
     city: CitySettings = Field(default_factory=CitySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     public: PublicMapSettings = Field(default_factory=PublicMapSettings)
+    ogc: OgcSettings = Field(default_factory=OgcSettings)

@@ -1,0 +1,207 @@
+"""OGC API Features and OGC API Tiles (MVT) for the public layers, by mounting tipg's routers.
+
+Why tipg and not a hand-written standard: tipg 1.6 needs starlette>=1.0 and installs beside
+the app's FastAPI/Starlette without changing them; it keeps its pool and catalog on app.state,
+so it opens and closes in create_app's lifespan like the SQLAlchemy engine; and it already
+implements what GDAL, QGIS and MapLibre rely on (landing page, conformance, collections, items
+with bbox/limit/offset/datetime and next/prev links, single items, queryables, TileMatrixSets,
+tiles through ST_AsMVT, tilejson), which would be several hundred lines to write and keep right.
+
+What citygrid decides here rather than tipg's environment variables:
+* only schema `pub` is read, and no SQL functions at all: the views there hold exactly the
+  columns the public may see (migration 0006), so an internal column can never leak;
+* collection ids are the view names (`streetlights`, not `pub.streetlights`), and MVT layers
+  are named after them, so one tile source can hold several layers;
+* the database comes from citygrid's settings (external URL or private cluster);
+* tipg's own catch-all and database-error handlers are left out: citygrid's generic 500 hides
+  SQL text from the public;
+* the HTML pages load Leaflet, jQuery and Bootstrap from /static/vendor and draw no OSM
+  background, because government networks cannot reach a CDN (see maps/assets.py);
+* any web page may read /ogc (CORS), so a developer's MapLibre map can draw the tiles; the
+  internal routes get no such header.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated
+
+import jinja2
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from morecantile import tms as tile_matrix_sets
+from morecantile.errors import InvalidIdentifier
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tipg import collections as tipg_collections
+from tipg import factory as tipg_factory
+from tipg.collections import Catalog, Collection, PgCollection, pg_get_collection_index
+from tipg.database import close_db_connection, connect_to_db
+from tipg.errors import (
+    DEFAULT_STATUS_CODES,
+    MissingDatetimeColumn,
+    PostgresError,
+    add_exception_handlers,
+)
+from tipg.factory import Endpoints
+from tipg.settings import DatabaseSettings, PostgresSettings
+
+from gis.db import database_url, libpq_dsn
+from gis.settings import Settings
+
+OGC_PREFIX = "/ogc"
+PUBLIC_SCHEMA = "pub"
+VENDOR = "/static/vendor"
+# A transparent 1x1 GIF: Leaflet's tile layer stays in place but asks no server for tiles.
+BLANK_TILE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=="
+
+# Session settings of the OGC pool's connections (see open_ogc).
+TILE_SERVER_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+
+# URLs in tipg 1.6's templates -> what citygrid serves instead.
+TEMPLATE_URLS = {
+    "https://cdnjs.cloudflare.com/ajax/libs/twitter-bootstrap/4.5.3/css/bootstrap.min.css":
+        f"{VENDOR}/bootstrap/css/bootstrap.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet/1.9.4/leaflet.css":
+        f"{VENDOR}/leaflet/leaflet.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet/1.9.4/leaflet.js":
+        f"{VENDOR}/leaflet/leaflet.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/jquery/3.6.0/jquery.min.js":
+        f"{VENDOR}/jquery/jquery.min.js",
+    "https://files.dnr.state.mn.us/lib/bootstrap4/javascripts/bootstrap.min.js":
+        f"{VENDOR}/bootstrap/js/bootstrap.bundle.min.js",
+    "https://tile.openstreetmap.org/{z}/{x}/{y}.png": BLANK_TILE,
+    # No OSM tiles are drawn, so no OSM attribution either.
+    "'Map data &copy; <a href=\"https://openstreetmap.org/copyright\">"
+    "OpenStreetMap contributors</a>'": "''",
+}
+
+
+class _LocalAssetsLoader(jinja2.PackageLoader):
+    """tipg's templates with every CDN URL replaced by the vendored copy."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):  # type: ignore[override]
+        """Template source with TEMPLATE_URLS substituted."""
+        source, filename, uptodate = super().get_source(environment, template)
+        for remote, local in TEMPLATE_URLS.items():
+            source = source.replace(remote, local)
+        return source, filename, uptodate
+
+
+def public_collection(
+    request: Request,
+    collectionId: Annotated[str, Path(description="public layer, e.g. streetlights")],
+) -> Collection:
+    """The public layer named in the path (tipg's own dependency wants `schema.table`)."""
+    catalog: Catalog = request.app.state.collection_catalog
+    if collectionId not in catalog["collections"]:
+        raise HTTPException(status_code=404,
+                            detail=f"collection {collectionId!r} is not a public layer")
+    return catalog["collections"][collectionId]
+
+
+def tile_in_matrix(request: Request) -> None:
+    """Refuse a tile outside its TileMatrixSet with 422 (tipg would send PostGIS a bad tile)."""
+    params = request.path_params
+    if not {"tileMatrixSetId", "z", "x", "y"} <= params.keys():
+        return
+    try:
+        tms = tile_matrix_sets.get(params["tileMatrixSetId"])
+    except InvalidIdentifier:  # tipg refuses unknown ids itself, listing the valid ones
+        return
+    try:
+        z, x, y = (int(params[k]) for k in ("z", "x", "y"))
+    except ValueError:
+        return  # not integers: FastAPI's validation answers 422 naming the parameter
+    if not tms.minzoom <= z <= tms.maxzoom:
+        raise HTTPException(status_code=422, detail=(
+            f"zoom {z} is outside {tms.id} (levels {tms.minzoom}..{tms.maxzoom})"))
+    matrix = tms.matrix(z)
+    if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
+        raise HTTPException(status_code=422, detail=(
+            f"tile {z}/{x}/{y} is outside {tms.id} level {z} "
+            f"({matrix.matrixWidth}x{matrix.matrixHeight} tiles)"))
+
+
+def catalog_settings() -> DatabaseSettings:
+    """tipg catalog options: the views of schema `pub`, no functions, extents computed."""
+    return DatabaseSettings(
+        schemas=[PUBLIC_SCHEMA], tables=None, exclude_tables=None, exclude_table_schemas=None,
+        functions=[], exclude_functions=None, exclude_function_schemas=None,
+        only_spatial_tables=True, spatial_extent=True, datetime_extent=True,
+    )
+
+
+async def open_ogc(app: FastAPI, settings: Settings) -> None:
+    """Open tipg's asyncpg pool and read the catalog of public layers (in the lifespan)."""
+    # Passed explicitly so tipg's own env variables (DATABASE_URL, POSTGRES_*) are not consulted.
+    # tipg's validator wants the DSN as a string (a PostgresDsn object is rebuilt from parts).
+    pg = PostgresSettings(database_url=libpq_dsn(database_url(settings)),  # type: ignore[arg-type]
+                          db_min_conn_size=settings.ogc.pool_min_size,
+                          db_max_conn_size=settings.ogc.pool_max_size)
+    db = catalog_settings()
+    # JIT off: PostGIS functions are costed high, so the query of a dense tile passes
+    # jit_above_cost and spends ~230 ms compiling to save a few. No parallel workers: a map
+    # asks for a dozen tiles at once, and on a small server three processes per tile only
+    # queue behind each other (both measured with bench/tiles.py).
+    await connect_to_db(app, schemas=db.schemas, tipg_schema=db.tipg_schema, settings=pg,
+                        server_settings=TILE_SERVER_SETTINGS)
+    async with app.state.pool.acquire() as conn:
+        found = await pg_get_collection_index(conn, settings=db)
+    # Only views of `pub`, whatever the catalog query returns; ids without the schema prefix.
+    public = [c.model_copy(update={"id": c.table}) for c in found
+              if isinstance(c, PgCollection) and c.dbschema == PUBLIC_SCHEMA]
+    app.state.collection_catalog = Catalog(
+        collections={c.id: c for c in public}, last_updated=datetime.datetime.now()
+    )
+
+
+async def close_ogc(app: FastAPI) -> None:
+    """Close tipg's pool (in the lifespan)."""
+    if getattr(app.state, "pool", None) is not None:
+        await close_db_connection(app)
+
+
+class PublicCorsMiddleware:
+    """`Access-Control-Allow-Origin: *` on responses under /ogc only (public, read-only data)."""
+
+    def __init__(self, app: ASGIApp, prefix: str = OGC_PREFIX) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the header to HTTP responses whose path is under the prefix."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == self.prefix or path.startswith(self.prefix + "/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() != b"access-control-allow-origin"]
+                headers.append((b"access-control-allow-origin", b"*"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def mount_ogc(app: FastAPI) -> None:
+    """Add the OGC API routes under /ogc and tipg's error handlers for its own errors."""
+    # tipg reads these at import from TIPG_* variables; citygrid's choice is fixed here.
+    tipg_collections.mvt_settings.set_mvt_layername = True
+    tipg_factory.mvt_settings.set_mvt_layername = True
+    env = jinja2.Environment(loader=_LocalAssetsLoader("tipg", "templates"), autoescape=True)
+    endpoints = Endpoints(
+        title="citygrid 公共图层 OGC API", router_prefix=OGC_PREFIX,
+        templates=Jinja2Templates(env=env), with_tiles_viewer=False,
+        collection_dependency=public_collection,
+    )
+    app.include_router(endpoints.router, prefix=OGC_PREFIX, tags=["OGC API"],
+                       dependencies=[Depends(tile_in_matrix)])
+    handled = {exc: code for exc, code in DEFAULT_STATUS_CODES.items()
+               if exc not in (Exception, PostgresError)}
+    # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.
+    handled[MissingDatetimeColumn] = 400
+    add_exception_handlers(app, handled)
+    app.add_middleware(PublicCorsMiddleware)
