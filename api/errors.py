@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gis.errors import (
+    AuthenticationError,
     CityGridError,
     ConflictError,
     CrsMismatchError,
@@ -15,12 +17,15 @@ from gis.errors import (
     InvalidInputError,
     NotFoundError,
     OutsideCityError,
+    PermissionDeniedError,
 )
 
 logger = logging.getLogger("citygrid.api")
 
 # Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: list[tuple[type[CityGridError], int]] = [
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
     (OutsideCityError, 422),
@@ -42,8 +47,15 @@ def status_for(error: CityGridError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the domain-error handler and a generic, logged 500."""
 
-    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+    async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, CityGridError)
+        if isinstance(exc, AuthenticationError):
+            if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                # A person opening a staff page is sent to sign in, then back.
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            return JSONResponse({"detail": str(exc)}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,19 @@ from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.ogc import close_ogc, mount_ogc, open_ogc
-from api.routes import analysis, cases, health, layers, open311, pages, public, routing, zones
+from api.routes import (
+    analysis,
+    assets,
+    auth,
+    cases,
+    health,
+    layers,
+    open311,
+    pages,
+    public,
+    routing,
+    zones,
+)
 from gis.db import database_url, make_engine, session_factory
 from gis.settings import Settings
 
@@ -43,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(assets.router)
     app.include_router(layers.router)
     app.include_router(pages.router)
     app.include_router(routing.router)

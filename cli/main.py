@@ -9,6 +9,7 @@ from cli.analyse import analyse_app
 from cli.demo import demo_app
 from cli.dispatch import dispatch_app, route_file
 from cli.transfer import export_layer, import_layer
+from cli.users import user_app
 from cli.zones import zones_app
 from gis.cluster import PrivateCluster
 from gis.db import database_url, ensure_database, make_engine
@@ -23,6 +24,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(zones_app, name="zones")
 app.add_typer(analyse_app, name="analyse")
+app.add_typer(user_app, name="user")
 app.command("import")(import_layer)
 app.command("export")(export_layer)
 app.command("route")(route_file)

@@ -29,3 +29,11 @@ class DatabaseUnavailableError(CityGridError):
 
 class ConflictError(CityGridError):
     """A request that clashes with the current state, e.g. closing a case never dispatched."""
+
+
+class AuthenticationError(CityGridError):
+    """Missing, wrong, expired or revoked credentials."""
+
+
+class PermissionDeniedError(CityGridError):
+    """A signed-in user whose role may not do this."""

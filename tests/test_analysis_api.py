@@ -21,6 +21,7 @@ from api.routes.analysis import AnalysisFeatures, IndicatorsOut
 from gis.analysis import cover_risk, reports
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
+from tests.accounts import headers_for
 from tests.test_dark_streets import BBOX, DISTRICT, insert_areas, insert_light, insert_road, lonlat
 from tests.test_indicators import GRID1, at, insert_case
 from tests.test_station_coverage import ROW1, ROW2, insert_station
@@ -81,7 +82,7 @@ def city(session: Session) -> dict[str, int]:
 def client(test_settings, session: Session) -> Iterator[TestClient]:
     app = create_app(test_settings)
     app.dependency_overrides[get_session] = lambda: session
-    with TestClient(app) as c:
+    with TestClient(app, headers=headers_for(session, "analyst")) as c:
         yield c
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.deps import get_session
 from api.main import create_app
 from maps.assets import external_urls
+from tests.accounts import headers_for
 from tests.browser import ARTIFACTS, chromium_or_skip, offline_page, serve
 from tests.test_analysis_api import BBOX_Q, build_city
 
@@ -41,8 +42,8 @@ def app(test_settings, session: Session) -> FastAPI:
     return app
 
 
-def test_pages_render_offline_with_legend_and_layers(app: FastAPI) -> None:
-    with TestClient(app) as client:
+def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Session) -> None:
+    with TestClient(app, headers=headers_for(session, "analyst")) as client:
         for path, (query, layers, legend) in PAGES.items():
             r = client.get(path, params={"bbox": BBOX_Q, **query})
             assert r.status_code == 200, (path, r.text[:500])
@@ -71,9 +72,11 @@ def base_url(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.mark.browser
-def test_pages_in_chromium_without_network(chromium: Path, base_url: str) -> None:
+def test_pages_in_chromium_without_network(chromium: Path, base_url: str,
+                                          session: Session) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    with offline_page(chromium, width=1280, height=860) as browser:
+    with offline_page(chromium, width=1280, height=860,
+                      extra_http_headers=headers_for(session, "analyst")) as browser:
         page = browser.page
         for path, (query, layers, _legend) in PAGES.items():
             url = f"{base_url}{path}?bbox={BBOX_Q}" + "".join(

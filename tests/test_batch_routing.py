@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import InvalidInputError
 from gis.routing_batch import route_file, route_frame
+from tests.accounts import headers_for
 from tests.test_routing import (
     CITY,
     GAS_COVER,
@@ -143,12 +144,12 @@ def test_file_without_coordinate_columns_is_refused(city: Session, tmp_path: Pat
         route_file(city.connection(), path, settings=SETTINGS, city=CITY)
 
 
-def test_api_routes_one_point_and_refuses_bad_input(test_settings) -> None:  # type: ignore[no-untyped-def]
+def test_api_routes_one_point_and_refuses_bad_input(test_settings, engine) -> None:  # type: ignore[no-untyped-def]
     from api.main import create_app
 
     settings = test_settings.model_copy(deep=True)
     settings.city.name = "测试城"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=headers_for(engine, "dispatcher")) as client:
         # The shared test database has no grids of ours committed: an empty city refuses.
         response = client.post("/route", json={"x": 117.0315, "y": 36.6605})
         assert response.status_code == 422 and "测试城" in response.json()["detail"]

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from api.deps import get_session
 from api.main import create_app
 from api.routes.cases import CaseDetailOut, CaseOut, OverdueCaseOut, SupervisedGroupOut
+from tests.accounts import headers_for
 from tests.test_workflow import GRID_WEST, WEST_POINT, insert_grids
 
 
@@ -20,20 +21,20 @@ def client(test_settings, session):
     insert_grids(session)
     app = create_app(test_settings)
     app.dependency_overrides[get_session] = lambda: session
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=headers_for(session, "dispatcher")) as test_client:
         yield test_client
 
 
 def complaint(**changes):
     body = {"category_type": "event", "category_code": "0102", "channel": "wechat",
             "x": WEST_POINT[0], "y": WEST_POINT[1], "reported_at": "2026-09-30T09:00:00+08:00",
-            "description": "路边暴露垃圾", "actor": "接线员 李四"}
+            "description": "路边暴露垃圾"}
     return {**body, **changes}
 
 
 def act(client, case_id, action, at, **body):
     return client.post(f"/cases/{case_id}/actions/{action}",
-                       json={"actor": "调度员 王五", "at": at, **body})
+                       json={"at": at, **body})
 
 
 def test_round_trip_through_the_workflow(client, session):
@@ -57,7 +58,8 @@ def test_round_trip_through_the_workflow(client, session):
     assert fetched.due_at == dt.datetime.fromisoformat("2026-10-10T09:02:00+08:00")
     assert [t.action for t in fetched.transitions] == [
         "collect", "file", "dispatch", "handle", "report", "close", "evaluate"]
-    assert {t.actor for t in fetched.transitions[1:]} == {"调度员 王五"}
+    # The signed-in user is recorded, whatever the body says.
+    assert {t.actor for t in fetched.transitions} == {client.get("/auth/me").json()["username"]}
     stored = session.execute(text("SELECT count(*) FROM case_transitions WHERE case_id = :id"),
                              {"id": case.id}).scalar_one()
     assert stored == 7

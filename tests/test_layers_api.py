@@ -21,6 +21,7 @@ from api.main import create_app
 from api.routes.layers import Feature, FeatureCollection, LayerDetail, LayerList
 from gis.settings import Settings
 from layers.registry import LAYERS
+from tests.accounts import headers_for
 
 DISTRICT, SUBDISTRICT, COMMUNITY = "379903", "379903903", "379903903903"
 LON, LAT = 117.0421, 36.6713
@@ -74,7 +75,7 @@ def area(engine: Engine):
 
 @pytest.fixture(scope="module")
 def client(test_settings: Settings, area: Engine):
-    with TestClient(create_app(test_settings)) as c:
+    with TestClient(create_app(test_settings), headers=headers_for(area, "admin")) as c:
         yield c
 
 
@@ -212,6 +213,6 @@ def test_upload_over_the_limit_is_413(test_settings: Settings, area: Engine) -> 
     settings = test_settings.model_copy(deep=True)
     settings.api.max_upload_mb = 0
     data = json.dumps({"type": "FeatureCollection", "features": []}).encode()
-    with TestClient(create_app(settings)) as small:
+    with TestClient(create_app(settings), headers=headers_for(area, "admin")) as small:
         response = small.post("/layers/grid_cells/import", files={"file": ("x.geojson", data)})
     assert response.status_code == 413

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from api.main import create_app
 from api.routes.pages import invalidate_pages
 from layers.registry import LAYERS
+from tests.accounts import headers_for
 from tests.browser import chromium_or_skip, offline_page, serve
 
 pytestmark = pytest.mark.browser
@@ -37,8 +38,8 @@ def base_url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
-def test_map_page_offline_in_chromium(chromium: Path, base_url: str) -> None:
-    with offline_page(chromium) as browser:
+def test_map_page_offline_in_chromium(chromium: Path, base_url: str, demo_engine) -> None:
+    with offline_page(chromium, extra_http_headers=headers_for(demo_engine, "analyst")) as browser:
         page = browser.page
         started = time.perf_counter()
         response = page.goto(f"{base_url}/map", wait_until="load", timeout=180_000)
@@ -81,9 +82,10 @@ def test_map_page_offline_in_chromium(chromium: Path, base_url: str) -> None:
     print(f"\n/map loaded in Chromium in {load_s:.1f}s; {drawn}, {clusters} cluster icons")
 
 
-def test_map_page_is_cached_and_gzipped(app: FastAPI, base_url: str) -> None:
+def test_map_page_is_cached_and_gzipped(app: FastAPI, base_url: str, demo_engine) -> None:
     invalidate_pages(app)
-    with httpx.Client(base_url=base_url, timeout=300) as client:
+    with httpx.Client(base_url=base_url, timeout=300,
+                      headers=headers_for(demo_engine, "analyst")) as client:
         started = time.perf_counter()
         first = client.get("/map")
         cold = time.perf_counter() - started
@@ -108,3 +110,12 @@ def test_index_page_links(base_url: str) -> None:
     assert '<html lang="zh-CN">' in response.text
     for href, label in (("/map", "地图"), ("/docs", "API 文档"), ("/health", "")):
         assert f'href="{href}"' in response.text and label in response.text
+
+
+def test_map_page_sends_a_person_without_a_session_to_login(base_url: str) -> None:
+    response = httpx.get(f"{base_url}/map?x=1", headers={"Accept": "text/html"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/map%3Fx%3D1"
+    assert httpx.get(f"{base_url}/map").status_code == 401  # an API client gets a 401
+    login = httpx.get(f"{base_url}/login?next=/map")
+    assert login.status_code == 200 and "工作人员登录" in login.text

@@ -12,6 +12,7 @@ from api.deps import get_session
 from api.main import create_app
 from gis.cases import transition
 from gis.deadlines import compute_due
+from tests.accounts import headers_for
 from tests.test_routing import LIGHTING_OWNER, STREETLIGHT, A, build_city
 
 BASE = "/open311/v2"
@@ -32,7 +33,7 @@ def client(test_settings, session):
     build_city(session)
     app = create_app(test_settings)
     app.dependency_overrides[get_session] = lambda: session
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=headers_for(session, "dispatcher")) as test_client:
         yield test_client
 
 

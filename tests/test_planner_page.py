@@ -23,6 +23,7 @@ from api.main import create_app
 from gis.db import transaction
 from maps.assets import external_urls, render_html
 from maps.planner import planner_map
+from tests.accounts import headers_for
 from tests.browser import chromium_or_skip, offline_page, serve
 from tests.test_zone_rules import Town, build_town, test_city
 
@@ -74,7 +75,9 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
     def lonlat(x: float, y: float) -> tuple[float, float]:
         return town.wgs84(Point(x, y)).coords[0]
 
-    with offline_page(chromium) as browser:
+    planner = headers_for(engine, "planner")
+    username = httpx.get(f"{base_url}/auth/me", headers=planner).json()["username"]
+    with offline_page(chromium, extra_http_headers=planner) as browser:
         page = browser.page
         response = page.goto(f"{base_url}/planner", wait_until="load", timeout=120_000)
         assert response is not None and response.status == 200
@@ -106,7 +109,6 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
             page.select_option("#cg-type", "night_market")
             page.fill("#cg-capacity", "20")
             page.fill("#cg-operator", "测试街道办事处")
-            page.fill("#cg-user", "浏览器规划员")
 
         # 1. A compliant zone 30-60 m south of the street edge: stored.
         draw([(-30, 1420), (20, 1420), (20, 1450), (-30, 1450)])
@@ -114,7 +116,7 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
         page.click("#cg-save")
         page.wait_for_selector("#cg-result.ok", timeout=30_000)
         zone_id = int(page.get_attribute("#cg-result", "data-zone-id") or 0)
-        stored = httpx.get(f"{base_url}/zones/{zone_id}").json()
+        stored = httpx.get(f"{base_url}/zones/{zone_id}", headers=planner).json()
         assert stored["properties"]["name"] == "浏览器夜市"
         assert stored["properties"]["status"] == "draft"
         assert town.local(stored["geometry"]).area == pytest.approx(1500, rel=0.02)
@@ -122,7 +124,7 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
             row = conn.execute(text(
                 "SELECT v.changed_by, v.action FROM stall_zone_versions v "
                 "WHERE v.zone_id = :i"), {"i": zone_id}).one()
-        assert tuple(row) == ("浏览器规划员", "create")
+        assert tuple(row) == (username, "create")
 
         # 2. A zone reaching into the demonstration street's buffer: refused and painted.
         draw([(-30, 1460), (20, 1460), (20, 1495), (-30, 1495)])
@@ -140,7 +142,7 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
                 '.leaflet-overlay-pane path[stroke="#d50000"]').length})""")
         assert painted["layers"] >= 1 and painted["paths"] >= 1, painted
         names = [f["properties"]["name"]
-                 for f in httpx.get(f"{base_url}/zones").json()["features"]]
+                 for f in httpx.get(f"{base_url}/zones", headers=planner).json()["features"]]
         assert "越界夜市" not in names and "浏览器夜市" in names
 
         # 3. The time picker: the new draft (every day 18:00-22:30) is open on Friday 19:30.
@@ -178,9 +180,10 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
                         f"{page.inner_text('#cg-result')}")
         assert page.get_attribute("#cg-result", "data-split-into") == "2", \
             page.inner_text("#cg-result")
-        assert httpx.get(f"{base_url}/zones/{zone_id}").json()["properties"]["status"] \
+        assert httpx.get(f"{base_url}/zones/{zone_id}",
+                         headers=planner).json()["properties"]["status"] \
             == "retired"
-        parts = [f for f in httpx.get(f"{base_url}/zones").json()["features"]
+        parts = [f for f in httpx.get(f"{base_url}/zones", headers=planner).json()["features"]
                  if f["properties"]["name"].startswith("浏览器夜市-")]
         assert sorted(round(town.local(f["geometry"]).area) for f in parts) \
             == pytest.approx([750, 750], rel=0.05)

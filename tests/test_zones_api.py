@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from gis.db import transaction
+from tests.accounts import headers_for
 from tests.test_zone_rules import Town, build_town, test_city
 
 FRIDAY_NIGHT = [{"days": [5], "start": "18:00", "end": "02:00"}]
@@ -34,7 +35,7 @@ def town(engine: Engine) -> Town:
 def client(engine: Engine, test_settings, town: Town) -> Iterator[TestClient]:
     settings = test_settings.model_copy(deep=True)
     settings.city = test_city(settings.city)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=headers_for(engine, "planner")) as c:
         yield c
 
 
@@ -43,10 +44,8 @@ def count(engine: Engine, table: str) -> int:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-def post(client: TestClient, feature: dict[str, Any], user: str = "张规划") -> Any:
-    from urllib.parse import quote
-
-    return client.post("/zones", json=feature, headers={"X-User": quote(user)})
+def post(client: TestClient, feature: dict[str, Any]) -> Any:
+    return client.post("/zones", json=feature)
 
 
 def test_create_then_read_back(client: TestClient, town: Town) -> None:
@@ -60,7 +59,8 @@ def test_create_then_read_back(client: TestClient, town: Town) -> None:
     assert len(props["grid_codes"]) == 2 and props["simulated"] is False
     assert client.get(f"/zones/{zone['id']}").json() == zone
     versions = client.get(f"/zones/{zone['id']}/versions").json()["features"]
-    assert [v["properties"]["changed_by"] for v in versions] == ["张规划"]
+    assert [v["properties"]["changed_by"] for v in versions] == [
+        client.get("/auth/me").json()["username"]]
 
 
 @pytest.mark.parametrize("rule,geom", [
@@ -161,7 +161,7 @@ def test_update_keeps_every_version(client: TestClient, town: Town) -> None:
                                          {"days": [1, 2, 3, 4, 5], "start": "05:00",
                                           "end": "08:00"}]))
     zone_id = created.json()["id"]
-    approved = client.post(f"/zones/{zone_id}/approve", headers={"X-User": "reviewer"})
+    approved = client.post(f"/zones/{zone_id}/approve")
     assert approved.status_code == 200 and approved.json()["properties"]["status"] == "approved"
     changed = town.zone(box(900, 900, 930, 920), name="历山路早市", zone_type="morning_market",
                         capacity=30, time_slots=[{"days": [1, 2, 3, 4, 5], "start": "05:00",

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from api.auth import staff_only
 from api.deps import BBoxDep, SessionDep, SettingsDep
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
@@ -47,7 +48,7 @@ from maps.analysis import (
 from maps.assets import render_html
 from maps.charts import trend_chart
 
-router = APIRouter(tags=["analysis"])
+router = APIRouter(tags=["analysis"], dependencies=[staff_only])
 CONTEXT_MAX = 20_000  # context layers (grids, roads) larger than this are left off the pages
 
 

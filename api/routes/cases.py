@@ -8,12 +8,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api.auth import CaseWorkerDep, DispatcherDep, staff_only
 from api.deps import PagingDep, SessionDep
 from gis import cases as case_service
 from gis.deadlines import list_overdue
+from gis.errors import PermissionDeniedError
 from gis.repeats import list_supervised
 
-router = APIRouter(tags=["dispatch"])
+router = APIRouter(tags=["dispatch"], dependencies=[staff_only])
+# A grid owner does the work on the street; filing, dispatching and closing stay with the centre.
+GRID_OWNER_ACTIONS = frozenset({"handle", "report"})
 
 CategoryType = Literal["event", "component"]
 Channel = Literal["hotline_12345", "hotline_12319", "wechat", "patrol"]
@@ -41,7 +45,6 @@ class CaseCreate(BaseModel):
     description: str = Field(default="", max_length=4000)
     urgency: Urgency = "normal"
     area_type: AreaType = "city"
-    actor: str = Field(min_length=1, max_length=200, description="who took the complaint")
     case_no: str | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -50,7 +53,6 @@ class CaseAction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(min_length=1, max_length=200)
     at: AwareDatetime | None = Field(default=None, description="default now")
     note: str = Field(default="", max_length=4000,
                       description="reason; required for reject, rework and extend")
@@ -156,10 +158,10 @@ AtQuery = Annotated[AwareDatetime | None, Query(
 
 
 @router.post("/cases", status_code=201, response_model=CaseDetailOut)
-def create_case(body: CaseCreate, session: SessionDep) -> CaseDetailOut:
+def create_case(body: CaseCreate, session: SessionDep, user: DispatcherDep) -> CaseDetailOut:
     """Record a complaint: grid, dispatch deadline and repeat links are set at once."""
     case = case_service.create_case(
-        session, **body.model_dump(exclude={"reported_at"}),
+        session, **body.model_dump(exclude={"reported_at"}), actor=user.username,
         reported_at=body.reported_at or dt.datetime.now(dt.UTC))
     session.commit()
     return CaseDetailOut.model_validate(case)
@@ -212,9 +214,15 @@ def act_on_case(
     case_id: CaseId,
     action: Annotated[str, Path(description="file, reject, dispatch, handle, report, close, "
                                             "rework, evaluate, extend or reply")],
-    body: CaseAction, session: SessionDep,
+    body: CaseAction, session: SessionDep, user: CaseWorkerDep,
 ) -> CaseDetailOut:
     """Apply one workflow action; a refused action changes nothing (409 or 422)."""
-    case = case_service.transition(session, case_id, action, **body.model_dump())
+    if user.is_grid_owner and action not in GRID_OWNER_ACTIONS:
+        raise PermissionDeniedError(
+            f"grid owner {user.username!r} may only {' or '.join(sorted(GRID_OWNER_ACTIONS))} "
+            f"a case, not {action!r}")
+    # Row-level security hides other grids' cases from a grid owner: they get a 404.
+    case = case_service.transition(session, case_id, action, **body.model_dump(),
+                                   actor=user.username)
     session.commit()
     return CaseDetailOut.model_validate(case)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from api.auth import AdminDep, staff_only
 from api.deps import BBoxDep, PagingDep, SessionDep, SettingsDep
 from api.routes.pages import invalidate_pages
 from gis.errors import InvalidInputError, NotFoundError
@@ -28,7 +29,7 @@ from layers.query import count_features, read_layer
 from layers.registry import LAYERS, get_layer
 from layers.transfer import SUPPORTED, read_features, to_features, write_features
 
-router = APIRouter(tags=["layers"])
+router = APIRouter(tags=["layers"], dependencies=[staff_only])
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 UPLOAD_CHUNK = 1024 * 1024
@@ -219,6 +220,7 @@ def import_into_layer(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    user: AdminDep,
     file: Annotated[UploadFile, File(description=f"one of {SUPPORTED}; shapefiles zipped")],
     crs: Annotated[str | None, Form(
         description="CRS of a file that declares none, e.g. EPSG:4548")] = None,

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import SessionDep, SettingsDep
 from api.routes.routing import RoutingSettingsDep
-from gis import open311
-from gis.errors import CityGridError, NotFoundError
+from gis import auth, open311
+from gis.errors import AuthenticationError, CityGridError, NotFoundError, PermissionDeniedError
 from gis.errors import InvalidInputError as BadInput
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
@@ -61,6 +61,10 @@ class Open311Route(APIRoute):
                 return _errors(400, "; ".join(parts))
             except NotFoundError as exc:
                 return _errors(404, str(exc))
+            except AuthenticationError as exc:
+                return _errors(401, str(exc))
+            except PermissionDeniedError as exc:
+                return _errors(403, str(exc))
             except CityGridError as exc:
                 return _errors(400, str(exc))
 
@@ -69,6 +73,8 @@ class Open311Route(APIRoute):
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route,
                    responses={400: {"model": list[Open311Error]},
+                              401: {"model": list[Open311Error]},
+                              403: {"model": list[Open311Error]},
                               404: {"model": list[Open311Error]}})
 
 
@@ -106,6 +112,7 @@ class RequestForm(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
+    api_key: str | None = Field(default=None, max_length=200)
     service_code: str = Field(min_length=1)
     lat: float | None = Field(default=None, allow_inf_nan=False)
     long: float | None = Field(default=None, allow_inf_nan=False)
@@ -159,7 +166,9 @@ def discovery(request: Request, settings: SettingsDep) -> Discovery:
     """Where this GeoReport v2 endpoint is and what it speaks."""
     base = str(request.url_for("services")).rsplit("/", 1)[0]
     return Discovery(changeset=CHANGESET, contact=f"{settings.city.name} 数字化城管 12319",
-                     key_service="no key needed", endpoints=[Endpoint(
+                     key_service="api_key: a dispatcher account's token, from the city's "
+                                 "citygrid administrator",
+                     endpoints=[Endpoint(
                          specification=SPEC_URL, url=base, changeset=CHANGESET,
                          type="production", formats=["application/json"])])
 
@@ -181,9 +190,22 @@ def service_definition(
 
 
 @router.post("/requests.json", response_model=list[PostedRequest], status_code=201)
-def post_request(form: FormDep, session: SessionDep, settings: SettingsDep,
+def post_request(request: Request, form: FormDep, session: SessionDep, settings: SettingsDep,
                  routing: RoutingSettingsDep) -> list[PostedRequest]:
     """Route and record a service request; answers with its id, agency and expected date."""
+    # GeoReport v2 asks for an api_key on POST: a token of a dispatcher or admin account made
+    # for the posting system (`citygrid user add SYSTEM --role dispatcher`).
+    header = request.headers.get("authorization", "")
+    api_key = form.api_key or (header[7:] if header.lower().startswith("bearer ") else None)
+    if not api_key:
+        raise AuthenticationError("api_key is required to post a service request "
+                                  "(a citygrid token of a dispatcher account)")
+    poster = auth.user_for_token(session, api_key)
+    if poster.role not in ("dispatcher", "admin"):
+        raise PermissionDeniedError(f"api_key of user {poster.username!r} (role "
+                                    f"{poster.role!r}) may not post service requests")
+    auth.tag_transaction(session, actor=poster.username, role=poster.role,
+                         request="POST /open311/v2/requests.json")
     unknown = set(form.attribute) - {"component_code"}
     if unknown:
         raise BadInput(f"unknown attribute(s) {sorted(unknown)}; only component_code is known")

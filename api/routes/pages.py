@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import escape
 
+from api.auth import StaffDep
 from api.deps import SessionDep, SettingsDep
 from layers.query import read_layer
 from layers.registry import LAYERS
@@ -87,6 +88,8 @@ li{{margin:.5rem 0}}
 <ul>
 <li><a href="/map">地图</a>：网格、道路、部件、摊群点、案件热力图</li>
 <li><a href="/public">便民服务地图</a>：农贸市场、夜市、公厕、充电桩、停车场（面向公众）</li>
+<li>工作人员（需<a href="/login">登录</a>）：<a href="/planner">摊群点规划</a>、
+<a href="/analysis/map/hotspots">投诉热点</a>、<a href="/reports/weekly">周报</a></li>
 <li><a href="/docs">API 文档</a></li>
 <li><a href="/health">系统状态</a></li>
 </ul>
@@ -96,7 +99,8 @@ li{{margin:.5rem 0}}
 
 
 @router.get("/map", response_class=HTMLResponse, summary="综合地图 (overview map page)")
-def overview_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def overview_page(request: Request, session: SessionDep, settings: SettingsDep,
+                  user: StaffDep) -> Response:
     """Every layer of the registry on one offline map page; cached per process."""
     cache = _cache(request.app)
     page = cache.get("map")

@@ -12,13 +12,14 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.auth import DispatcherDep, staff_only
 from api.deps import SessionDep, SettingsDep
 from gis.errors import InvalidInputError
 from gis.routing import RouteResult, route_point
 from gis.routing_batch import route_file
 from gis.routing_settings import RoutingSettings
 
-router = APIRouter(tags=["dispatch"])
+router = APIRouter(tags=["dispatch"], dependencies=[staff_only])
 
 
 def get_routing_settings(request: Request) -> RoutingSettings:
@@ -62,6 +63,7 @@ def route_one(body: RouteRequest, session: SessionDep, settings: SettingsDep,
              response_class=Response,
              responses={200: {"content": {"text/csv": {}}, "description": "routed rows"}})
 def route_batch(request: Request, settings: SettingsDep, routing: RoutingSettingsDep,
+                user: DispatcherDep,
                 file: Annotated[UploadFile, File(description="CSV or .xlsx export")],
                 crs: Annotated[str, Form(description="CRS of rows without a crs column")]
                 = "wgs84") -> Response:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from api.auth import PlannerDep, staff_only
 from api.deps import SessionDep, SettingsDep
 from api.routes.pages import invalidate_pages
 from gis.zones import service
@@ -25,7 +25,7 @@ from gis.zones.rules import ZoneRules, load_rules
 from maps.assets import render_html
 from maps.planner import planner_map
 
-router = APIRouter(tags=["zones"])
+router = APIRouter(tags=["zones"], dependencies=[staff_only])
 
 FeatureBody = Annotated[dict[str, Any], Body(
     description="GeoJSON Feature: Polygon in EPSG:4326, properties name, zone_type, "
@@ -37,8 +37,6 @@ FeatureBody = Annotated[dict[str, Any], Body(
                                                          [117.0505, 36.6603],
                                                          [117.05, 36.6603], [117.05, 36.66]]]}}],
 )]
-ChangedBy = Annotated[str, Header(alias="X-User", description="who makes the change (recorded)",
-                                  max_length=100)]
 AtQuery = Annotated[datetime, Query(
     description="local city time (naive) or with offset, e.g. 2026-06-01T19:30",
     examples=["2026-06-01T19:30"])]
@@ -50,11 +48,6 @@ def get_rules(request: Request) -> ZoneRules:
     if rules is None:
         rules = request.app.state.zone_rules = load_rules()
     return rules
-
-
-def _user(changed_by: str) -> str:
-    """The X-User header, percent-decoded (browsers may only send ASCII header values)."""
-    return unquote(changed_by).strip() or "anonymous"
 
 
 def _refusal(exc: ZoneRulesError | InvalidZoneGeometryError) -> JSONResponse:
@@ -86,10 +79,10 @@ def check_zone(feature: FeatureBody, request: Request, session: SessionDep,
 
 @router.post("/zones", status_code=201, summary="新建摊群点 (create a draft zone)")
 def create_zone(feature: FeatureBody, request: Request, session: SessionDep,
-                settings: SettingsDep, changed_by: ChangedBy = "anonymous") -> Response:
+                settings: SettingsDep, user: PlannerDep) -> Response:
     """Create a draft zone; 422 with violations when it breaks a rule."""
     try:
-        zone = service.create_zone(session, feature=feature, changed_by=_user(changed_by),
+        zone = service.create_zone(session, feature=feature, changed_by=user.username,
                                    rules=get_rules(request), city=settings.city)
     except (ZoneRulesError, InvalidZoneGeometryError) as exc:
         session.rollback()
@@ -153,7 +146,7 @@ def zone_get(zone_id: int, session: SessionDep) -> dict[str, Any]:
 
 @router.put("/zones/{zone_id}", summary="修改摊群点 (new version; history kept)")
 def zone_update(zone_id: int, feature: FeatureBody, request: Request, session: SessionDep,
-                settings: SettingsDep, changed_by: ChangedBy = "anonymous",
+                settings: SettingsDep, user: PlannerDep,
                 if_match: Annotated[int | None, Header(
                     alias="If-Match", description="version the edit is based on")] = None,
                 ) -> Response:
@@ -161,7 +154,7 @@ def zone_update(zone_id: int, feature: FeatureBody, request: Request, session: S
     base = feature.get("properties", {}).get("version") if if_match is None else if_match
     try:
         zone = service.update_zone(session, zone_id=zone_id, feature=feature,
-                                   changed_by=_user(changed_by), rules=get_rules(request),
+                                   changed_by=user.username, rules=get_rules(request),
                                    city=settings.city,
                                    base_version=int(base) if base is not None else None)
     except (ZoneRulesError, InvalidZoneGeometryError) as exc:
@@ -174,10 +167,10 @@ def zone_update(zone_id: int, feature: FeatureBody, request: Request, session: S
 
 @router.post("/zones/{zone_id}/approve", summary="批准摊群点 (approve a draft)")
 def zone_approve(zone_id: int, request: Request, session: SessionDep, settings: SettingsDep,
-                 changed_by: ChangedBy = "anonymous") -> Response:
+                 user: PlannerDep) -> Response:
     """Approve a draft after checking it again; 422 with violations if it now fails."""
     try:
-        zone = service.approve_zone(session, zone_id=zone_id, changed_by=_user(changed_by),
+        zone = service.approve_zone(session, zone_id=zone_id, changed_by=user.username,
                                     rules=get_rules(request), city=settings.city)
     except ZoneRulesError as exc:
         session.rollback()
@@ -189,9 +182,9 @@ def zone_approve(zone_id: int, request: Request, session: SessionDep, settings: 
 
 @router.post("/zones/{zone_id}/retire", summary="撤销摊群点 (retire)")
 def zone_retire(zone_id: int, request: Request, session: SessionDep,
-                changed_by: ChangedBy = "anonymous") -> dict[str, Any]:
+                user: PlannerDep) -> dict[str, Any]:
     """Retire a zone; its history stays."""
-    zone = service.retire_zone(session, zone_id=zone_id, changed_by=_user(changed_by))
+    zone = service.retire_zone(session, zone_id=zone_id, changed_by=user.username)
     session.commit()
     invalidate_pages(request.app)
     return zone
@@ -204,12 +197,12 @@ def zone_split(zone_id: int, line: Annotated[dict[str, Any], Body(
                    examples=[{"type": "LineString",
                               "coordinates": [[117.0502, 36.6599], [117.0502, 36.6604]]}])],
                request: Request, session: SessionDep, settings: SettingsDep,
-               changed_by: ChangedBy = "anonymous") -> Response:
+               user: PlannerDep) -> Response:
     """Split a zone; 422 with violations if a part breaks a rule, and then nothing changes."""
     geometry = line.get("geometry", line) if line.get("type") == "Feature" else line
     try:
         parts = service.split_zone(session, zone_id=zone_id, line=geometry,
-                                   changed_by=_user(changed_by), rules=get_rules(request),
+                                   changed_by=user.username, rules=get_rules(request),
                                    city=settings.city)
     except (ZoneRulesError, InvalidZoneGeometryError) as exc:
         session.rollback()

@@ -302,9 +302,8 @@ function offerRepair(body) {
   }
 }
 function headers() {
-  // Header values must be ASCII; the server decodes the percent-encoding.
-  return {"Content-Type": "application/json",
-          "X-User": encodeURIComponent($("cg-user").value.trim() || "planner")};
+  // Who saves is the signed-in user (login cookie), recorded by the server.
+  return {"Content-Type": "application/json"};
 }
 function send(method, path, body) {
   var opts = {method: method, headers: headers()};
