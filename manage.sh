@@ -64,6 +64,7 @@ case "${1:-}" in
     citygrid db up
     citygrid db migrate
     citygrid demo load
+    citygrid demo users   # one account per role, random passwords in .citygrid/demo-users.txt
     say "serving http://127.0.0.1:${CITYGRID_API_PORT:-8000}/  (map: /map, API docs: /docs)"
     exec "$VENV/bin/citygrid" serve ;;
   test)
