@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from gis import auth
 from gis.db import database_url, make_engine, transaction
@@ -14,11 +19,23 @@ from gis.settings import Settings
 user_app = typer.Typer(help="Staff accounts (admin, planner, dispatcher, grid_owner, analyst)",
                        no_args_is_help=True)
 console = Console()
+COLUMNS = ("username", "role", "display_name", "owner_name", "active")
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=2)
+@contextmanager
+def _session(what: str) -> Iterator[Session]:
+    """One committed transaction, tagged for the audit log; domain errors exit with code 2."""
+    engine = make_engine(database_url(Settings()))
+    try:
+        with transaction(engine) as session:
+            auth.tag_transaction(session, actor=f"cli:{getpass.getuser()}", role="admin",
+                                 request=f"citygrid user {what}")
+            yield session
+    except CityGridError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    finally:
+        engine.dispose()
 
 
 @user_app.command("add")
@@ -32,60 +49,39 @@ def add(
                                    help="for grid_owner: their name as in grid_owners"),
 ) -> None:
     """Create a staff account."""
-    engine = make_engine(database_url(Settings()))
-    try:
-        with transaction(engine) as session:
-            auth.tag_transaction(session, actor="cli", role="admin", request="user add")
-            user = auth.create_user(session, username=username, password=password, role=role,
-                                    display_name=display_name, owner_name=owner_name)
-    except CityGridError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
+    with _session("add") as session:
+        user = auth.create_user(session, username=username, password=password, role=role,
+                                display_name=display_name, owner_name=owner_name)
     console.print(f"user {user.username!r} created with role {user.role}")
 
 
 @user_app.command("list")
 def list_() -> None:
     """List staff accounts."""
-    engine = make_engine(database_url(Settings()))
-    try:
-        with transaction(engine) as session:
-            rows = auth.list_users(session)
-    finally:
-        engine.dispose()
+    with _session("list") as session:
+        rows = auth.list_users(session)
     table = Table(title="citygrid users")
-    for column in ("username", "role", "display_name", "owner_name", "active"):
+    for column in COLUMNS:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c] if row[c] is not None else "") for c in
-                        ("username", "role", "display_name", "owner_name", "active")))
+        table.add_row(*(str(row[c]) if row[c] is not None else "" for c in COLUMNS))
     console.print(table)
 
 
 @user_app.command("disable")
 def disable(username: str) -> None:
     """Disable an account and revoke its tokens."""
-    _set_active(username, active=False)
+    with _session("disable") as session:
+        auth.set_active(session, username=username, active=False)
+    console.print(f"user {username!r} disabled, its tokens revoked")
 
 
 @user_app.command("enable")
 def enable(username: str) -> None:
-    """Enable a disabled account again."""
-    _set_active(username, active=True)
-
-
-def _set_active(username: str, *, active: bool) -> None:
-    engine = make_engine(database_url(Settings()))
-    try:
-        with transaction(engine) as session:
-            auth.tag_transaction(session, actor="cli", role="admin", request="user enable")
-            auth.set_active(session, username=username, active=active)
-    except CityGridError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
-    console.print(f"user {username!r} {'enabled' if active else 'disabled'}")
+    """Enable a disabled account again (old tokens stay revoked)."""
+    with _session("enable") as session:
+        auth.set_active(session, username=username, active=True)
+    console.print(f"user {username!r} enabled")
 
 
 @user_app.command("token")
@@ -95,12 +91,6 @@ def token(
                                 help="lifetime; e.g. 8760 for a system account's api_key"),
 ) -> None:
     """Print a new bearer token for an account (for scripts and Open311 api_key)."""
-    engine = make_engine(database_url(Settings()))
-    try:
-        with transaction(engine) as session:
-            user = auth.get_user(session, username)
-            print(auth.issue_token(session, user=user, hours=hours))
-    except CityGridError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
+    with _session("token") as session:
+        issued = auth.issue_token(session, user=auth.get_user(session, username), hours=hours)
+    print(issued)  # only once committed: a printed token always works
