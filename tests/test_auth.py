@@ -317,3 +317,14 @@ def test_open311_post_needs_a_dispatcher_api_key(client: TestClient, two_grids: 
     r = client.post("/open311/v2/requests.json", data={**form, "api_key": token})
     assert r.status_code == 201, r.text
     assert count(two_grids, "SELECT count(*) FROM cases") == before + 1
+
+
+def test_map_page_of_a_grid_owner_is_not_shared(client: TestClient, two_grids: Engine,
+                                                cases: dict[str, int]) -> None:
+    admin_page = client.get("/map", headers=headers_for(two_grids, "analyst")).text
+    owner_page = client.get("/map", headers=headers_for(two_grids, "grid_owner",
+                                                        owner_name=OWNER)).text
+    assert LIGHT_MINE in admin_page and LIGHT_THEIRS in admin_page
+    assert LIGHT_MINE in owner_page and LIGHT_THEIRS not in owner_page
+    # ... and the owner's page did not replace the one everybody else gets.
+    assert LIGHT_THEIRS in client.get("/map", headers=headers_for(two_grids, "admin")).text
