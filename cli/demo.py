@@ -74,4 +74,5 @@ def users(
         for line in credentials.read_text(encoding="utf-8").splitlines():
             table.add_row(*line.split("\t"))
         console.print(table)
-        console.print("sign in at http://127.0.0.1:8000/login")
+        api = Settings().api
+        console.print(f"sign in at http://{api.host}:{api.port}/login")
