@@ -11,7 +11,15 @@ from typing import Any
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -37,6 +45,32 @@ def _bbox(value: str | None) -> BBox | None:
     return (x1, y1, x2, y2)
 
 
+def _day(value: str | None) -> dt.date:
+    """The day given on the command line (default: today in China)."""
+    if value is None:
+        return dt.datetime.now(CHINA_TZ).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"day {value!r} is not a date YYYY-MM-DD") from None
+
+
+def _moment(value: str | None) -> dt.datetime:
+    """The moment given on the command line, China time when no zone is given (default: now)."""
+    if value is None:
+        return dt.datetime.now(CHINA_TZ)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"end {value!r} is not an ISO date or datetime") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_TZ)
+
+
+def _fail(exc: CityGridError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=2)
+
+
 @contextmanager
 def _session() -> Iterator[tuple[Session, Settings]]:
     settings = Settings()
@@ -48,20 +82,34 @@ def _session() -> Iterator[tuple[Session, Settings]]:
         engine.dispose()
 
 
-def _run(stages: list[tuple[str, Callable[[], Any]]]) -> list[Any]:
-    """Run `stages` one after another under a progress display; errors end the command."""
+Report = Callable[[int, int], None]  # (done, total) of a stage that can tell
+Stage = Callable[[Report], Any]
+
+
+def _run(stages: list[tuple[str, Stage]]) -> list[Any]:
+    """Run `stages` one after another under a progress display; errors end the command.
+
+    Each stage is called with a `report(done, total)` callback: a stage that can count its
+    work (dark streets on the kdtree path: chunks of roads) gets a real bar, the others a
+    pulsing one until they finish.
+    """
     results = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=False) as progress:
         for description, stage in stages:
-            task = progress.add_task(description, total=1)
+            task = progress.add_task(description, total=None)
+
+            def report(done: int, total: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done, total=total)
+
             try:
-                results.append(stage())
+                results.append(stage(report))
             except CityGridError as exc:
                 progress.stop()
-                console.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(code=2) from exc
-            progress.update(task, completed=1)
+                raise _fail(exc) from exc
+            total = progress.tasks[-1].total or 1
+            progress.update(task, total=total, completed=total)
     return results
 
 
@@ -106,9 +154,13 @@ def dark_streets(
     if finder is None:
         raise typer.BadParameter(f"method {method!r}: expected postgis or kdtree")
     with _session() as (session, settings):
-        [gaps] = _run([(f"dark streets ({method}, > {threshold:g} m)", lambda: finder(
-            session, threshold_m=threshold, step_m=step, bbox=_bbox(bbox),
-            metric_epsg=settings.city.metric_epsg))])
+        def find(report: Report) -> Any:
+            options: dict[str, Any] = {"progress": report} if method == "kdtree" else {}
+            return finder(session, threshold_m=threshold, step_m=step, bbox=_bbox(bbox),
+                          metric_epsg=settings.city.metric_epsg, **options)
+
+        label = "roads" if method == "kdtree" else "one SQL query"
+        [gaps] = _run([(f"dark streets ({method}, > {threshold:g} m): {label}", find)])
     _show(summarise_dark_streets(gaps, by=by), f"亮灯死角 by {by}: {len(gaps)} gaps")  # type: ignore[arg-type]
     _write_geojson(gaps, out)
 
@@ -126,7 +178,7 @@ def coverage(
 
     with _session() as (session, settings):
         [cells] = _run([(f"station coverage ({method}, {threshold:g} m)",
-                         lambda: find_coverage_gaps(
+                         lambda _: find_coverage_gaps(
                              session, threshold_m=threshold, method=method,  # type: ignore[arg-type]
                              bbox=_bbox(bbox), metric_epsg=settings.city.metric_epsg))])
     _show(summarise_coverage(cells, by=by), f"工作站覆盖 by {by}")  # type: ignore[arg-type]
@@ -146,12 +198,10 @@ def hotspots(
     """Complaint hotspots on H3 cells with Getis-Ord Gi* (FDR-corrected)."""
     from gis.analysis.hotspots import find_hotspots
 
-    stop = dt.datetime.fromisoformat(end) if end else dt.datetime.now(CHINA_TZ)
-    if stop.tzinfo is None:
-        stop = stop.replace(tzinfo=CHINA_TZ)
+    stop = _moment(end)
     with _session() as (session, settings):
         [spots] = _run([(f"hotspots, {days} days to {stop:%Y-%m-%d %H:%M}",
-                         lambda: find_hotspots(
+                         lambda _: find_hotspots(
                              session, start=stop - dt.timedelta(days=days), end=stop,
                              bbox=_bbox(bbox) or settings.city.bbox, categories=category,
                              resolution=resolution, repeat_weight=repeat_weight))])
@@ -172,10 +222,12 @@ def indicators(
     """立案率, 派遣率, 结案率, 按期结案率 ... per group for a period, with open overdue cases."""
     from gis.analysis.indicators import count_indicators, indicator_table, rank_groups
 
-    chosen = period_containing(period, dt.date.fromisoformat(day) if day
-                               else dt.datetime.now(CHINA_TZ).date())
+    try:
+        chosen = period_containing(period, _day(day))
+    except CityGridError as exc:
+        raise _fail(exc) from exc
     with _session() as (session, _):
-        [rows] = _run([(f"indicators {chosen.label_zh} by {by}", lambda: count_indicators(
+        [rows] = _run([(f"indicators {chosen.label_zh} by {by}", lambda _: count_indicators(
             session, start=chosen.start, end=chosen.end, by=by,  # type: ignore[arg-type]
             as_of=min(chosen.end, dt.datetime.now(CHINA_TZ)), scope=scope))])
     table = rank_groups(indicator_table(rows))
@@ -198,13 +250,13 @@ def report(
     from gis.analysis.reports import build_report
     from maps.analysis import render_report
 
-    when = dt.date.fromisoformat(day) if day else dt.datetime.now(CHINA_TZ).date()
+    when = _day(day)
     with _session() as (session, settings):
-        def build() -> Any:
+        def build(_: Report) -> Any:
             return build_report(session, kind=period, day=when, city=settings.city.name,
                                 scope=scope)
 
         [data] = _run([(f"{period} report data for {when}", build)])
-        [html] = _run([("charts and HTML", lambda: render_report(data))])
+        [html] = _run([("charts and HTML", lambda _: render_report(data))])
     out.write_text(html, encoding="utf-8")
     console.print(f"wrote {out} ({len(html) / 1e3:.0f} kB)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import doctest
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +23,15 @@ from gis.analysis import cover_risk, reports
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
 from tests.accounts import headers_for
-from tests.test_dark_streets import BBOX, DISTRICT, insert_areas, insert_light, insert_road, lonlat
+from tests.test_dark_streets import (
+    BBOX,
+    DISTRICT,
+    insert_areas,
+    insert_light,
+    insert_road,
+    lonlat,
+    square,
+)
 from tests.test_indicators import GRID1, at, insert_case
 from tests.test_station_coverage import ROW1, ROW2, insert_station
 
@@ -165,6 +174,76 @@ def test_weekly_report_and_chart(client: TestClient, city) -> None:
     assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
     assert client.get("/reports/yearly").status_code == 422
     assert doctest.testmod(reports).failed == 0
+
+
+@pytest.mark.parametrize(("period", "title", "counts", "rates"), [
+    # 8 May alone: A3 reported; A1 due that day and closed on the 7th.
+    ("daily", "日报（2024-05-08）",
+     "受理数 1，立案数 1，派遣数 1，应结案数 1，结案数 1，按期结案数 1", ("100.00%", "100.00%")),
+    ("weekly", "周报（2024-05-06 至 2024-05-12）",
+     "受理数 3，立案数 3，派遣数 3，应结案数 3，结案数 2，按期结案数 1", ("66.67%", "33.33%")),
+    # May: the week's three plus the cover case C1 of 13 May (not yet dispatched).
+    ("monthly", "月报（2024-05-01 至 2024-05-31）",
+     "受理数 4，立案数 4，派遣数 3，应结案数 3，结案数 2，按期结案数 1", ("66.67%", "33.33%")),
+])
+def test_report_periods(client: TestClient, city, period: str, title: str, counts: str,
+                        rates: tuple[str, str]) -> None:
+    r = client.get(f"/reports/{period}", params={"day": "2024-05-08", "scope": DISTRICT})
+    assert r.status_code == 200, r.text
+    html = r.text
+    assert title in html.split("<h1>")[1].split("</h1>")[0]
+    assert counts in html  # the period's range decides which cases count
+    closure, on_time = rates
+    headline = html.split("<h2>二、")[0]
+    assert f"<span>结案率</span><b>{closure}</b>" in headline
+    assert f"<span>按期结案率</span><b>{on_time}</b>" in headline
+
+
+def insert_rival_district(session: Session) -> None:
+    """A second district east of the first, coded to sort before it, that does worse.
+
+    Two cases due in the week of 6 May: one closed late, one still open and overdue, so
+    its on-time rate is 0 % against 33.33 % for 测试区.
+    """
+    district, street, community = "379800", "379800001", "379800001001"
+    outline = f"ST_Multi(ST_GeomFromText('{square(3500, -500, 1500)}', 4326))"
+    session.execute(text(f"INSERT INTO districts (code, name, source, simulated, geom) "
+                         f"VALUES ('{district}', '对照区', 'test', true, {outline})"))
+    session.execute(text(f"INSERT INTO subdistricts (code, name, district_code, geom) "
+                         f"VALUES ('{street}', '对照街道', '{district}', {outline})"))
+    session.execute(text(f"INSERT INTO communities (code, name, subdistrict_code, geom) "
+                         f"VALUES ('{community}', '对照社区', '{street}', {outline})"))
+    grid = community + "01"
+    session.execute(text("INSERT INTO grid_cells (code, community_code, geom) "
+                         "VALUES (:c, :m, ST_GeomFromText(:g, 4326))"),
+                    {"c": grid, "m": community, "g": square(4000, 0, 100)})
+    insert_case(session, "B1", reported=at(6), status="closed", dispatched=at(6, 10),
+                due=at(8), closed=at(9), grid=grid, xy=(4050, 50))
+    insert_case(session, "B2", reported=at(6), status="dispatched", dispatched=at(6, 10),
+                due=at(7), grid=grid, xy=(4060, 50))
+
+
+def ranking(html: str, heading: str) -> list[list[str]]:
+    """Rows (cell texts) of the ranking table under `heading`."""
+    section = html.split(f"<h2>{heading}</h2>")[1].split("<h2>")[0]
+    return [re.findall(r"<td[^>]*>([^<]*)</td>", row)
+            for row in re.findall(r"<tr>(<td.*?)</tr>", section)]
+
+
+def test_report_ranks_districts_and_streets(client: TestClient, session: Session,
+                                            city) -> None:
+    insert_rival_district(session)
+    r = client.get("/reports/weekly", params={"day": "2024-05-08"})
+    assert r.status_code == 200, r.text
+    # rank, name, accepted, due, closed, closure rate, on time, on-time rate, open overdue
+    districts = [row[:9] for row in ranking(r.text, "二、各区排名")]
+    assert districts == [
+        ["1", "测试区", "3", "3", "2", "66.67%", "1", "33.33%", "1"],
+        ["2", "对照区", "2", "2", "1", "50.00%", "0", "0.00%", "1"]]
+    streets = [row[:2] for row in ranking(r.text, "三、各街道排名")]
+    assert streets == [["1", "测试街道"], ["2", "对照街道"]]
+    section = r.text.split("<h2>二、各区排名</h2>")[1].split("<h2>三、")[0]
+    assert "data:image/png;base64," in section  # the ranking chart, drawn for two or more
 
 
 def test_bad_parameters_are_422(client: TestClient) -> None:

@@ -17,7 +17,9 @@ which `bench/deadzones.py` shows is the faster one at city scale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import geopandas as gpd
@@ -36,6 +38,8 @@ from gis.errors import InvalidInputError
 GAP_COLUMNS = ["road_id", "road_name", "street_class", "start_m", "end_m", "gap_m", "dark_m",
                "max_distance_m", "samples", "grid_code", "street_code", "district_code"]
 SummaryLevel = Literal["grid", "street", "district"]
+ProgressReport = Callable[[int, int], None]  # (roads done, roads in all)
+CHUNK_SAMPLES = 50_000  # samples per chunk of roads: a few ms of overhead each, a bar that moves
 WORKING_LIGHT = "l.state = 'intact' AND l.lit AND l.in_use"  # matches the partial index
 
 
@@ -163,11 +167,13 @@ def find_dark_streets_kdtree(
     step_m: float = 5.0,
     bbox: BBox | None = None,
     metric_epsg: int = DEFAULT_METRIC_EPSG,
+    progress: ProgressReport | None = None,
 ) -> gpd.GeoDataFrame:
     """Same result as `find_dark_streets`, computed in memory with a scipy cKDTree.
 
     Roads and working lights are read once in the metric CRS; sampling, nearest-light search
-    and the merging of dark runs are vectorised (shapely 2, numpy, scipy).
+    and the merging of dark runs are vectorised (shapely 2, numpy, scipy), over chunks of
+    roads so that `progress(roads_done, roads_total)` can be called after each chunk.
 
     Examples
     --------
@@ -190,8 +196,8 @@ def find_dark_streets_kdtree(
     lights = np.column_stack(to_metric.transform(lonlat[:, 0], lonlat[:, 1]))
     lines = shapely.transform(shapely.from_wkb([bytes(b) for b in roads["wkb"]]),
                               lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1])))
-    gaps = dark_gaps_from_arrays(lines, lights, threshold_m=options.threshold_m,
-                                 step_m=options.step_m)
+    gaps = dark_gaps_in_chunks(lines, lights, threshold_m=options.threshold_m,
+                               step_m=options.step_m, progress=progress)
     frame = roads.drop(columns="wkb").iloc[gaps["road_index"]].reset_index(drop=True)
     frame = frame.rename(columns={"id": "road_id", "name": "road_name"})
     for column in ("start_m", "end_m", "gap_m", "dark_m", "max_distance_m", "samples"):
@@ -200,14 +206,53 @@ def find_dark_streets_kdtree(
     return _with_areas(session, _tidy(out.rename_geometry("geom")))
 
 
+def dark_gaps_in_chunks(
+    lines: np.ndarray, lights: np.ndarray, *, threshold_m: float, step_m: float,
+    progress: ProgressReport | None = None, chunk_samples: int = CHUNK_SAMPLES,
+) -> dict[str, np.ndarray]:
+    """`dark_gaps_from_arrays` over consecutive chunks of roads, reporting after each chunk.
+
+    A gap never spans two roads, so the chunks' gaps concatenated are exactly the gaps of
+    one call; the light tree is built once. Chunks hold about `chunk_samples` samples.
+
+    Examples
+    --------
+    >>> from shapely import LineString
+    >>> roads = np.array([LineString([(0, y), (200, y)]) for y in (0, 500, 1000)])
+    >>> lights = np.array([[0.0, 0.0], [200.0, 0.0]])
+    >>> seen = []
+    >>> gaps = dark_gaps_in_chunks(roads, lights, threshold_m=30, step_m=5, chunk_samples=50,
+    ...                            progress=lambda done, total: seen.append((done, total)))
+    >>> gaps["road_index"].tolist(), seen
+    ([0, 1, 2], [(0, 3), (1, 3), (2, 3), (3, 3)])
+    """
+    tree = cKDTree(lights) if len(lights) else None
+    samples = np.ceil(shapely.length(lines) / step_m).astype(np.int64) + 1
+    # Cut where the running sample count crosses a multiple of chunk_samples.
+    cuts = np.flatnonzero(np.diff(np.cumsum(samples) // max(chunk_samples, 1))) + 1
+    bounds = [0, *cuts.tolist(), len(lines)] if len(lines) else [0, 0]
+    parts = []
+    if progress is not None:
+        progress(0, len(lines))
+    for lo, hi in pairwise(bounds):
+        part = dark_gaps_from_arrays(lines[lo:hi], lights, threshold_m=threshold_m,
+                                     step_m=step_m, tree=tree)
+        part["road_index"] = part["road_index"] + lo
+        parts.append(part)
+        if progress is not None:
+            progress(hi, len(lines))
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def dark_gaps_from_arrays(
-    lines: np.ndarray, lights: np.ndarray, *, threshold_m: float, step_m: float
+    lines: np.ndarray, lights: np.ndarray, *, threshold_m: float, step_m: float,
+    tree: cKDTree | None = None,
 ) -> dict[str, np.ndarray]:
     """Gaps of `lines` (shapely LineStrings, metric) given light coordinates (n x 2, metric).
 
     Pure function behind `find_dark_streets_kdtree`; returns column arrays: road_index,
     start_m, end_m, gap_m, dark_m, max_distance_m (NaN when there are no lights), samples,
-    geometry (metric LineStrings).
+    geometry (metric LineStrings). `tree`, a cKDTree of `lights`, saves building it again.
 
     Examples
     --------
@@ -225,7 +270,8 @@ def dark_gaps_from_arrays(
     pos = np.minimum(index * step_m, lengths[road_of])
     xy = _interpolate(lines, road_of, pos)
     if len(lights):
-        dist, nearest = cKDTree(lights).query(xy, k=1, workers=-1)
+        dist, nearest = (tree if tree is not None else cKDTree(lights)).query(
+            xy, k=1, workers=-1)
     else:
         dist, nearest = np.full(len(xy), np.inf), np.full(len(xy), -1)
     dark = dist > threshold_m
