@@ -145,6 +145,10 @@ class PrivateCluster:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL binds: connections of the last run still in TIME_WAIT do not block the
+        # port. Without this, a restart while clients were connected moved the cluster to a
+        # new port and a running app (its URL fixed at start) could never reconnect.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
