@@ -60,13 +60,20 @@ def link_repeats(session: Session, *, case_id: int, radius_m: float = DEFAULT_RA
         raise InvalidInputError(f"supervision threshold must be at least 2, not {supervise_from}")
     # Earlier = reported before (ties by id), so a back-filled case links to the right ones.
     # Rejected complaints (不予立案) were out of scope, so they do not make a repeat.
+    # The new case's values come in as init-plan constants, so the time window is an index
+    # range on reported_at; as a plain join the planner scanned every case (~40 ms at 50k).
     matches = session.execute(text("""
+        WITH n AS MATERIALIZED (SELECT id, category_type, category_code, reported_at,
+                                       grid_code, geom FROM cases WHERE id = :case_id)
         SELECT e.id, coalesce(e.repeat_group_id, e.id) AS group_id
-        FROM cases n
-        JOIN cases e ON e.category_type = n.category_type AND e.category_code = n.category_code
-        WHERE n.id = :case_id AND e.id <> n.id AND e.status <> 'rejected'
+        FROM n, cases e
+        WHERE e.category_type = (SELECT category_type FROM n)
+          AND e.category_code = (SELECT category_code FROM n)
+          AND e.reported_at BETWEEN (SELECT reported_at FROM n)
+                                    - make_interval(days => :window_days)
+                                AND (SELECT reported_at FROM n)
+          AND e.id <> n.id AND e.status <> 'rejected'
           AND (e.reported_at, e.id) < (n.reported_at, n.id)
-          AND e.reported_at >= n.reported_at - make_interval(days => :window_days)
           AND (e.grid_code = n.grid_code
                OR ST_DWithin(e.geom::geography, n.geom::geography, :radius_m))
         ORDER BY e.reported_at DESC, e.id DESC"""),
