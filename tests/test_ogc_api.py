@@ -270,6 +270,50 @@ def test_mvt_tile_holds_the_streetlights_of_that_tile(client: TestClient,
     assert all(0 <= f["geometry"]["coordinates"][0] <= extent for f in features)
 
 
+@pytest.mark.parametrize(("layer", "key", "allowed"), [
+    ("stall_zones", "name", {"id", "name", "zone_type", "district_code", "time_slots",
+                             "seasons", "capacity", "operator"}),
+    ("grid_cells", "code", {"id", "code", "community_code", "area_m2"}),
+])
+def test_mvt_tile_holds_the_polygons_of_that_tile(client: TestClient, demo_engine: Engine,
+                                                  layer: str, key: str,
+                                                  allowed: set[str]) -> None:
+    with demo_engine.connect() as conn:
+        value, lon, lat = conn.execute(text(
+            f"SELECT {key}, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+            f"FROM pub.{layer} ORDER BY id LIMIT 1")).one()
+        x, y = lonlat_to_tile(lon, lat, 15)
+        expected = set(conn.execute(text(
+            f"SELECT {key} FROM pub.{layer} "
+            "WHERE ST_Intersects(geom, ST_Transform(ST_TileEnvelope(15, :x, :y), 4326))"),
+            {"x": x, "y": y}).scalars())
+        # Pieces of polygons crossing the tile edge are clipped to the tile (plus buffer).
+        whole = set(conn.execute(text(
+            f"SELECT {key} FROM pub.{layer} WHERE ST_Within(geom, "
+            "ST_Transform(ST_TileEnvelope(15, :x, :y), 4326))"), {"x": x, "y": y}).scalars())
+    r = client.get(f"/ogc/collections/{layer}/tiles/WebMercatorQuad/15/{x}/{y}")
+    assert r.status_code == 200
+    tile = mapbox_vector_tile.decode(r.content)
+    assert set(tile) == {layer}
+    features = tile[layer]["features"]
+    assert value in {f["properties"][key] for f in features}
+    assert {f["properties"][key] for f in features} == expected
+    assert {f["geometry"]["type"] for f in features} <= {"Polygon", "MultiPolygon"}
+    assert all(set(f["properties"]) <= allowed for f in features)
+    extent = tile[layer]["extent"]
+
+    def rings(geometry: dict) -> list[list[list[float]]]:
+        polygons = (geometry["coordinates"] if geometry["type"] == "MultiPolygon"
+                    else [geometry["coordinates"]])
+        return [ring for polygon in polygons for ring in polygon]
+
+    for f in features:
+        ring = rings(f["geometry"])[0]
+        assert len(ring) >= 4 and ring[0] == ring[-1], (f["properties"][key], ring)
+        if f["properties"][key] in whole:  # wholly inside: every vertex on the tile
+            assert all(0 <= px <= extent and 0 <= py <= extent for px, py in ring)
+
+
 def test_mvt_tile_outside_the_city_is_empty(client: TestClient) -> None:
     x, y = lonlat_to_tile(0.0, 0.0, 14)
     r = client.get(f"/ogc/collections/streetlights/tiles/WebMercatorQuad/14/{x}/{y}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import httpx
@@ -69,6 +70,61 @@ def base_url(engine: Engine, test_settings, town: Town) -> Iterator[str]:
         yield url
 
 
+def check_overlays(page: Any, engine: Engine) -> None:
+    """Each overlay is in the layer control and draws one element per stored feature."""
+    with engine.connect() as conn:
+        roads: dict[str, int] = dict(conn.execute(text(
+            "SELECT street_class, count(*) FROM roads GROUP BY 1")).all())
+        sites: dict[str, int] = dict(conn.execute(text(
+            "SELECT kind, count(*) FROM sensitive_sites GROUP BY 1")).all())
+        zones: dict[str, int] = dict(conn.execute(text(
+            "SELECT zone_type, count(*) FROM stall_zones WHERE status <> 'retired' "
+            "GROUP BY 1")).all())
+    assert {"demonstration", "managed", "commercial"} <= set(roads)
+    assert {"school_gate", "kindergarten", "hospital"} <= set(sites)
+    control = page.eval_on_selector_all(".leaflet-control-layers-overlays label",
+                                        "els => els.map(e => e.textContent.trim())")
+    for expected in ("道路：示范街", "道路：规范街", "道路：商业街", "学校/医院/地铁口/消防通道",
+                     "禁设范围", "摊群点：夜市", "摊群点：早市", "摊群点：应季瓜果自产"):
+        assert any(expected in label for label in control), (expected, control)
+    # Per overlay: features, and of those, how many have an element in the document.
+    drawn = page.evaluate("""() => {
+        const out = {};
+        for (const [name, group] of Object.entries(cgPlanner.overlays)) {
+            const layers = [];
+            group.eachLayer(l => layers.push(l));
+            const kinds = {};
+            layers.forEach(l => {
+                const k = l.feature ? (l.feature.properties.street_class ||
+                                       l.feature.properties.kind ||
+                                       l.feature.properties.zone_type) : "buffer";
+                kinds[k] = (kinds[k] || 0) + 1;
+            });
+            out[name.replace(/<[^>]*>/g, "").replace("■", "").replace("▮", "").trim()] = {
+                on: cgPlanner.map.hasLayer(group), kinds: kinds,
+                elements: layers.filter(l => (l._path || l._icon || {}).isConnected).length,
+                count: layers.length};
+        }
+        return out;
+    }""")
+    for cls, label in (("demonstration", "示范街"), ("managed", "规范街"),
+                       ("commercial", "商业街")):
+        overlay = drawn[f"道路：{label}"]
+        assert overlay["on"] and overlay["kinds"] == {cls: roads[cls]}, overlay
+        assert overlay["elements"] == roads[cls], overlay
+    overlay = drawn["学校/医院/地铁口/消防通道"]
+    assert overlay["on"] and overlay["kinds"] == sites and overlay["elements"] == sum(
+        sites.values()), overlay
+    # One dashed circle per point site with a distance limit (schools, hospitals, metro).
+    buffers = drawn["禁设范围"]
+    points = sum(n for k, n in sites.items() if k != "fire_lane")
+    assert buffers["count"] == points and buffers["elements"] == points, buffers
+    for zone_type, label in (("night_market", "夜市"), ("morning_market", "早市")):
+        overlay = drawn[f"摊群点：{label}"]
+        assert overlay["on"] and overlay["count"] == zones.get(zone_type, 0), overlay
+        assert overlay["elements"] == overlay["count"], overlay
+
+
 @pytest.mark.browser
 def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str, town: Town,
                                                   engine: Engine) -> None:
@@ -86,6 +142,10 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
         # Look at the town's north side: the 示范街 along y = 1500, free ground below it.
         lon, lat = lonlat(0, 1450)
         page.evaluate(f"cgPlanner.map.setView([{lat}, {lon}], 18, {{animate: false}})")
+
+        # 0. The reference overlays: streets by class, sensitive sites, zones by type, each
+        # in the layer control and drawn (an SVG path or marker in the page per feature).
+        check_overlays(page, engine)
 
         def screen(x: float, y: float) -> tuple[float, float]:
             lo, la = lonlat(x, y)
@@ -154,11 +214,29 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
         assert page.evaluate("cgPlanner.active.getLayers().length") >= 1
         assert page.evaluate("document.documentElement.lang") == "zh-CN"
 
+        def open_popup(zid: int) -> None:
+            page.evaluate(f"""() => Object.values(cgPlanner.zoneGroups).forEach(g =>
+                g.eachLayer(l => {{
+                    if (l.feature.properties.id === {zid}) l.openPopup();
+                }}))""")
+            page.wait_for_selector(f'.leaflet-popup button[data-id="{zid}"]', timeout=10_000)
+
+        def result_says(words: str) -> None:
+            page.wait_for_function(
+                "w => document.getElementById('cg-result').textContent.includes(w)",
+                arg=words, timeout=30_000)
+
+        def painted(zid: int, status: str, version: int) -> None:
+            """Wait for the page's reload of the zones to show `zid` at that status/version."""
+            page.wait_for_function(
+                """([id, status, version]) => Object.values(cgPlanner.zoneGroups).some(g =>
+                    g.getLayers().some(l => l.feature.properties.id === id &&
+                        l.feature.properties.status === status &&
+                        l.feature.properties.version === version))""",
+                arg=[zid, status, version], timeout=15_000)
+
         # 4. Split the stored zone with a line across it: two drafts, the original retired.
-        page.evaluate(f"""() => Object.values(cgPlanner.zoneGroups).forEach(g =>
-            g.eachLayer(l => {{
-                if (l.feature.properties.id === {zone_id}) l.openPopup();
-            }}))""")
+        open_popup(zone_id)
         page.click(f'button[data-act="split"][data-id="{zone_id}"]')
         page.wait_for_function("() => cgPlanner.splitLine.enabled()")
         for n, (x, y) in enumerate(((-5, 1410), (-5, 1458)), 1):
@@ -187,6 +265,79 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
                  if f["properties"]["name"].startswith("浏览器夜市-")]
         assert sorted(round(town.local(f["geometry"]).area) for f in parts) \
             == pytest.approx([750, 750], rel=0.05)
+        west, east = sorted(parts, key=lambda f: town.local(f["geometry"]).centroid.x)
+        west_id, east_id = west["id"], east["id"]
+
+        # 5. 编辑: move the east part's north-east corner 10 m east with the edit tool and
+        # save; the page sends properties.version = 1 and the server stores version 2.
+        open_popup(east_id)
+        page.click(f'button[data-act="edit"][data-id="{east_id}"]')
+        page.wait_for_function("() => cgPlanner.drawn.getLayers().length === 1")
+        # A closed popup fades out for 200 ms and catches the mouse until it is removed.
+        page.wait_for_function("() => !document.querySelector('.leaflet-popup')")
+        assert page.input_value("#cg-name") == east["properties"]["name"]
+        page.locator(".leaflet-draw-edit-edit").click()
+        page.wait_for_function("() => cgPlanner.editTool.enabled()")
+        page.mouse.move(*screen(20, 1450))
+        page.mouse.down()
+        page.mouse.move(*screen(30, 1450), steps=10)
+        page.mouse.up()
+        page.locator('.leaflet-draw-actions a[title="保存修改"]').click()
+        page.wait_for_function("() => !cgPlanner.editTool.enabled()")
+        page.click("#cg-save")
+        result_says(f"已保存草稿 #{east_id}（版本 2）")
+        painted(east_id, "draft", 2)
+        assert page.get_attribute("#cg-result", "data-zone-id") == str(east_id)
+        edited = httpx.get(f"{base_url}/zones/{east_id}", headers=planner).json()
+        # A trapezoid now: 25 m x 30 m plus a 10 m x 30 m triangle.
+        assert town.local(edited["geometry"]).area == pytest.approx(900, rel=0.05)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT version, status FROM stall_zones WHERE id = :i"),
+                               {"i": east_id}).one()
+            history = conn.execute(text(
+                "SELECT version, action, changed_by FROM stall_zone_versions "
+                "WHERE zone_id = :i ORDER BY version"), {"i": east_id}).all()
+        assert tuple(row) == (2, "draft")
+        assert [tuple(h) for h in history] == [(1, "create", username),
+                                              (2, "update", username)]
+        first = httpx.get(f"{base_url}/zones/{east_id}/versions",
+                          headers=planner).json()["features"][0]
+        assert town.local(first["geometry"]).area == pytest.approx(750, rel=0.05)  # kept
+
+        # 6. 批准: the edited draft is approved (version 3).
+        open_popup(east_id)
+        page.click(f'button[data-act="approve"][data-id="{east_id}"]')
+        result_says(f"已批准 #{east_id}")
+        painted(east_id, "approved", 3)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT version, status FROM stall_zones WHERE id = :i"),
+                               {"i": east_id}).one()
+        assert tuple(row) == (3, "approved")
+
+        # 7. 撤销: the west part is retired after the confirmation dialog, and leaves the map.
+        dialogs: list[str] = []
+
+        def accept(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)
+        open_popup(west_id)
+        page.click(f'button[data-act="retire"][data-id="{west_id}"]')
+        result_says(f"已撤销 #{west_id}")
+        assert dialogs == [f"确定撤销摊群点 #{west_id}？"]
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT version, status FROM stall_zones WHERE id = :i"),
+                               {"i": west_id}).one()
+            last = conn.execute(text(
+                "SELECT version, action, status FROM stall_zone_versions WHERE zone_id = :i "
+                "ORDER BY version DESC LIMIT 1"), {"i": west_id}).one()
+        assert tuple(row) == (2, "retired") and tuple(last) == (2, "retire", "retired")
+        # The page says 已撤销 and then reloads the zones: wait for the repaint.
+        shown_ids = """() => Object.values(cgPlanner.zoneGroups).flatMap(g =>
+            g.getLayers().map(l => l.feature.properties.id))"""
+        page.wait_for_function(f"() => !({shown_ids})().includes({west_id})", timeout=15_000)
+        assert east_id in page.evaluate(shown_ids)
 
         browser.screenshot("planner.png")
 

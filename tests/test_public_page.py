@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,6 +16,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 from shapely.geometry import Polygon
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from gis.coords import wgs84_to_gcj02
@@ -152,14 +155,67 @@ def _open_zone_ids(base_url: str, at: str) -> set[int]:
     return {f["id"] for f in body["features"]}
 
 
-def test_public_page_in_chromium_offline(chromium: Path, base_url: str) -> None:
+def _open_by_slots(slots: list[dict], seasons: list[dict], at: datetime) -> bool:
+    """Written apart from gis.zones: a weekly slot (across midnight allowed) and MM-DD seasons."""
+    day, minute, month_day = at.isoweekday(), at.hour * 60 + at.minute, at.strftime("%m-%d")
+    if seasons and not any(s["from"] <= month_day <= s["to"] for s in seasons):
+        return False
+
+    def minutes(hhmm: str) -> int:
+        return int(hhmm[:2]) * 60 + int(hhmm[3:])
+
+    for slot in slots:
+        start, end = minutes(slot["start"]), minutes(slot["end"])
+        if end > start and day in slot["days"] and start <= minute < end:
+            return True
+        if end <= start and ((day in slot["days"] and minute >= start)
+                             or ((day - 2) % 7 + 1 in slot["days"] and minute < end)):
+            return True
+    return False
+
+
+def _approved_zones(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(
+            "SELECT id, name, time_slots, seasons FROM stall_zones WHERE status = 'approved' "
+            "ORDER BY id")).mappings()]
+
+
+def test_public_page_in_chromium_offline(chromium: Path, base_url: str,
+                                         demo_engine: Engine) -> None:
     night_open = _open_zone_ids(base_url, FRIDAY_NIGHT)
     morning_open = _open_zone_ids(base_url, FRIDAY_MORNING)
     assert night_open and morning_open and not night_open & morning_open
+    # Independently of the server's schedule code: the zones open by their stored slots.
+    approved = _approved_zones(demo_engine)
+    night, morning = (datetime.fromisoformat(FRIDAY_NIGHT),
+                      datetime.fromisoformat(FRIDAY_MORNING))
+    expected_night = {z["id"] for z in approved if _open_by_slots(z["time_slots"],
+                                                                  z["seasons"], night)}
+    expected_morning = {z["id"] for z in approved if _open_by_slots(z["time_slots"],
+                                                                    z["seasons"], morning)}
+    # One known zone: the first approved night market open 18:00-02:00 every day.
+    late = next(z for z in approved if z["time_slots"] == [
+        {"days": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "02:00"}])
+    early = next(z for z in approved if z["time_slots"] == [
+        {"days": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "22:30"}])
+    with demo_engine.connect() as conn:
+        drafts = set(conn.execute(text(
+            "SELECT name FROM stall_zones WHERE status <> 'approved'")).scalars())
+        # The browser's position: a point inside the district; the nearest toilets by SQL.
+        here = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface("
+                                 "geom) AS p FROM districts LIMIT 1) d")).one()
+        nearest = conn.execute(text(
+            "SELECT name, ST_Distance(geom::geography, "
+            "ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography) AS m "
+            "FROM pub.facilities WHERE kind = 'public_toilet' ORDER BY m LIMIT 5"),
+            {"x": here[0], "y": here[1]}).all()
 
-    # A phone: small viewport, touch, Chinese locale.
+    # A phone: small viewport, touch, Chinese locale, and a position to share.
     with offline_page(chromium, width=390, height=844, device_scale_factor=2, is_mobile=True,
-                      has_touch=True) as browser:
+                      has_touch=True, permissions=["geolocation"],
+                      geolocation={"longitude": here[0], "latitude": here[1],
+                                   "accuracy": 10}) as browser:
         page = browser.page
         def visible() -> list[dict]:
             result: list[dict] = page.evaluate("window.cgPublic.visible()")
@@ -174,8 +230,11 @@ def test_public_page_in_chromium_offline(chromium: Path, base_url: str) -> None:
         assert clusters > 0
         zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
         assert zones == night_open
+        assert zones == expected_night
+        assert late["id"] in zones and early["id"] not in zones, (late, early)
         names = {i["name"] for i in visible() if i["kind"] == "stall_zone"}
         assert names and all("夜市" in n for n in names), names
+        assert not names & drafts
         # "只看营业中" hides the market (closes 20:00) and shows the 24-hour toilets.
         kinds_now = {i["kind"] for i in visible()}
         assert "farmers_market" not in kinds_now and "public_toilet" in kinds_now
@@ -208,11 +267,32 @@ def test_public_page_in_chromium_offline(chromium: Path, base_url: str) -> None:
         page.wait_for_timeout(1000)  # let the zoom animation finish before the screenshot
         browser.screenshot("public_map_night.png")
 
+        # 离我最近 from the browser's location, every toilet counted (open or not): the list
+        # starts with the toilet nearest by PostGIS geography, at 1.3 x that distance.
+        page.locator("#cg-open-now").uncheck()
+        page.evaluate("document.getElementById('cg-results').innerHTML = ''")
+        page.locator("#cg-locate").click()
+        page.wait_for_selector(".cg-result", timeout=15_000)
+        results = page.locator(".cg-result").all_inner_texts()
+        assert len(results) == 5, page.inner_text("#cg-status")
+        assert "最近的公厕" in page.inner_text("#cg-status")
+        for text_, (name, metres) in zip(results, nearest, strict=True):
+            assert text_.startswith(name), (results, nearest)
+            walked = int(re.search(r"步行约 (\d+) 米", text_).group(1))  # type: ignore[union-attr]
+            assert walked == pytest.approx(metres * 1.3, abs=1.5), (text_, metres)
+        page.locator("#cg-open-now").check()
+
         # 10:00 the same Friday: the night markets are closed, the day stalls are open.
         page.goto(f"{base_url}/public?at={FRIDAY_MORNING}", wait_until="load")
         page.wait_for_selector(".marker-cluster", timeout=30_000)
         zones = {i["id"] for i in visible() if i["kind"] == "stall_zone"}
         assert zones == morning_open
+        assert zones == expected_morning
+        assert late["id"] not in zones
+        page.locator("#cg-open-now").uncheck()  # still on the map, shown as closed
+        closed = [i for i in visible() if i["kind"] == "stall_zone" and i["id"] == late["id"]]
+        assert [(i["name"], i["open"]) for i in closed] == [(late["name"], False)]
+        page.locator("#cg-open-now").check()
         assert not any("夜市" in i["name"] for i in visible() if i["kind"] == "stall_zone")
         assert "farmers_market" in {i["kind"] for i in visible()}
         page.wait_for_timeout(500)

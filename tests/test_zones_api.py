@@ -7,7 +7,8 @@ spot so committed zones never meet another test's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyogrio
@@ -144,6 +145,78 @@ def test_self_intersecting_polygon_is_422_with_reason_and_nothing_stored(
     assert count(engine, "stall_zones") == before
 
 
+def _ring(town: Town, corners: Sequence[tuple[float, float]]) -> list[list[float]]:
+    from shapely.geometry import Point
+
+    return [list(town.wgs84(Point(x + 750, y + 750)).coords[0]) for x, y in corners]
+
+
+SQUARE = [(0, 0), (20, 0), (20, 20), (0, 20), (0, 0)]
+
+
+@pytest.mark.parametrize(("case", "named"), [
+    ("unclosed ring", "not closed"),
+    ("too few points", "at least 4 positions"),
+    ("two-point ring", "at least 4 positions"),
+    ("no rings", "no rings"),
+    ("Point", "'Point'"),
+    ("LineString", "'LineString'"),
+    ("MultiPolygon", "'MultiPolygon'"),
+    ("longitude out of range", "200"),
+    ("latitude out of range", "95"),
+    ("outside the city", "leave the city"),
+    ("NaN coordinate", "nan"),
+    ("infinite coordinate", "inf"),
+    ("text coordinate", "'east'"),
+    ("null coordinate", "None"),
+    ("3D coordinates", "2D"),
+    ("zero area", "no area"),
+    ("no geometry", "no geometry"),
+])
+def test_malformed_polygon_is_422_naming_the_problem_and_nothing_stored(
+        client: TestClient, engine: Engine, town: Town, case: str, named: str) -> None:
+    ring = _ring(town, SQUARE)
+    lon, lat = ring[0]
+    geometry: Any = {
+        "unclosed ring": {"type": "Polygon", "coordinates": [ring[:-1]]},
+        "too few points": {"type": "Polygon", "coordinates": [[ring[0], ring[1], ring[0]]]},
+        "two-point ring": {"type": "Polygon", "coordinates": [[ring[0], ring[1]]]},
+        "no rings": {"type": "Polygon", "coordinates": []},
+        "Point": {"type": "Point", "coordinates": ring[0]},
+        "LineString": {"type": "LineString", "coordinates": ring[:3]},
+        "MultiPolygon": {"type": "MultiPolygon", "coordinates": [[ring]]},
+        "longitude out of range": {"type": "Polygon", "coordinates": [
+            [[200.0, lat], *ring[1:-1], [200.0, lat]]]},
+        "latitude out of range": {"type": "Polygon", "coordinates": [
+            [[lon, 95.0], *ring[1:-1], [lon, 95.0]]]},
+        "outside the city": {"type": "Polygon", "coordinates": [
+            [[p[0] - 3, p[1]] for p in ring]]},
+        "NaN coordinate": {"type": "Polygon", "coordinates": [
+            [ring[0], [float("nan"), ring[1][1]], *ring[2:]]]},
+        "infinite coordinate": {"type": "Polygon", "coordinates": [
+            [ring[0], [ring[1][0], float("inf")], *ring[2:]]]},
+        "text coordinate": {"type": "Polygon", "coordinates": [
+            [ring[0], ["east", ring[1][1]], *ring[2:]]]},
+        "null coordinate": {"type": "Polygon", "coordinates": [
+            [ring[0], [None, ring[1][1]], *ring[2:]]]},
+        "3D coordinates": {"type": "Polygon", "coordinates": [[[*p, 10.0] for p in ring]]},
+        "zero area": {"type": "Polygon", "coordinates": [_ring(town, [
+            (0, 0), (10, 0), (20, 0), (0, 0)])]},
+        "no geometry": None,
+    }[case]
+    before = count(engine, "stall_zones"), count(engine, "stall_zone_versions")
+    feature = {**town.zone(box(0, 0, 1, 1)), "geometry": geometry}
+    # json.dumps writes NaN and Infinity literally (httpx's json= refuses them); Python's
+    # parser on the server accepts them, so they do reach the zone code.
+    raw = {"content": json.dumps(feature), "headers": {"Content-Type": "application/json"}}
+    response = client.post("/zones", **raw)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert named in body["detail"], body
+    assert client.post("/zones/check", **raw).status_code == 422
+    assert (count(engine, "stall_zones"), count(engine, "stall_zone_versions")) == before
+
+
 def test_malformed_feature_is_422_naming_the_problem(client: TestClient, town: Town) -> None:
     response = post(client, {"type": "FeatureCollection", "features": []})
     assert response.status_code == 422 and "Feature" in response.json()["detail"]
@@ -188,6 +261,57 @@ def test_update_keeps_every_version(client: TestClient, town: Town) -> None:
     assert town.local(third["geometry"]).area == pytest.approx(600, rel=1e-3)
     assert client.put(f"/zones/{zone_id}", json=changed).status_code == 409  # retired is final
     assert client.post(f"/zones/{zone_id}/approve").status_code == 409
+
+
+def test_stale_version_in_properties_is_409_and_nothing_stored(client: TestClient,
+                                                               engine: Engine,
+                                                               town: Town) -> None:
+    # The planner page sends the version it edited in properties.version, not If-Match.
+    zone_id = post(client, town.zone(box(960, 900, 980, 920), name="版本夜市")).json()["id"]
+
+    def edit(version: int, east: float) -> Any:
+        feature = town.zone(box(960, 900, east, 920), name="版本夜市")
+        feature["properties"]["version"] = version
+        return client.put(f"/zones/{zone_id}", json=feature)
+
+    first = edit(1, 985)
+    assert first.status_code == 200, first.json()
+    assert first.json()["properties"]["version"] == 2
+    before = count(engine, "stall_zone_versions")
+    stale = edit(1, 990)  # a second planner still looking at version 1
+    assert stale.status_code == 409
+    assert "version 2" in stale.json()["detail"] and "not 1" in stale.json()["detail"]
+    assert count(engine, "stall_zone_versions") == before
+    current = client.get(f"/zones/{zone_id}").json()
+    assert current["properties"]["version"] == 2
+    assert town.local(current["geometry"]).area == pytest.approx(500, rel=1e-3)
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT version, ST_Area(ST_Transform(geom, 4548)) FROM stall_zones WHERE id = :i"),
+            {"i": zone_id}).one()
+    assert stored[0] == 2 and stored[1] == pytest.approx(500, rel=1e-2)
+    assert edit(2, 990).status_code == 200  # the current version is accepted
+
+
+def test_approved_zone_appears_on_the_public_map_when_open(client: TestClient,
+                                                           town: Town) -> None:
+    zone = post(client, town.zone(box(-800, -800, -780, -780), name="公开周五夜市",
+                                  time_slots=FRIDAY_NIGHT)).json()
+
+    def public_names(at: str, open_now: str = "true") -> set[str]:
+        response = client.get("/public/stall-zones", params={"at": at, "open_now": open_now},
+                              headers={"Authorization": ""})
+        assert response.status_code == 200, response.text
+        return {f["properties"]["name"] for f in response.json()["features"]}
+
+    assert "公开周五夜市" not in public_names("2026-06-05T19:30", "false")  # a draft
+    assert client.post(f"/zones/{zone['id']}/approve").status_code == 200
+    assert "公开周五夜市" in public_names("2026-06-05T19:30")  # Friday night
+    assert "公开周五夜市" in public_names("2026-06-06T01:30")  # past midnight
+    assert "公开周五夜市" not in public_names("2026-06-05T10:00")  # closed in the morning
+    assert "公开周五夜市" in public_names("2026-06-05T10:00", "false")
+    assert client.post(f"/zones/{zone['id']}/retire").status_code == 200
+    assert "公开周五夜市" not in public_names("2026-06-05T19:30", "false")
 
 
 def test_history_rows_cannot_be_rewritten(engine: Engine, client: TestClient,

@@ -435,5 +435,6 @@ $("cg-at-go").addEventListener("click", showActive);
 
 if (CONFIG.bounds) { map.fitBounds(CONFIG.bounds, {padding: [20, 20]}); }
 window.cgPlanner = {map: map, drawn: drawn, violations: violationLayer, active: activeLayer,
-                    zoneGroups: zoneGroups, splitLine: splitLine,
+                    zoneGroups: zoneGroups, splitLine: splitLine, overlays: overlays,
+                    editTool: drawControl._toolbars.edit._modes.edit.handler,
                     polygonTool: drawControl._toolbars.draw._modes.polygon.handler};
