@@ -271,9 +271,10 @@ def get_case(session: Session, case_id: int) -> Case:
 
 def list_cases(session: Session, *, status: str | None = None, overdue: bool | None = None,
                at: dt.datetime | None = None, grid_code: str | None = None,
-               supervised: bool | None = None, limit: int = 100,
+               supervised: bool | None = None,
+               bbox: tuple[float, float, float, float] | None = None, limit: int = 100,
                offset: int = 0) -> list[Case]:
-    """Cases filtered by status, overdue-ness at `at` (default now), grid and 重点督办 flag."""
+    """Cases filtered by status, overdue-ness at `at` (default now), grid, 重点督办 flag, bbox."""
     conditions = ["true"]
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if status is not None:
@@ -291,6 +292,10 @@ def list_cases(session: Session, *, status: str | None = None, overdue: bool | N
     if supervised is not None:
         conditions.append("c.supervised = :supervised")
         params["supervised"] = supervised
+    if bbox is not None:
+        # && uses the GiST index; the bbox is WGS84 lon/lat like the stored points.
+        conditions.append("c.geom && ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326)")
+        params.update(zip(("x1", "y1", "x2", "y2"), bbox, strict=True))
     if limit < 1 or offset < 0:
         raise InvalidInputError(f"limit {limit} must be >= 1 and offset {offset} >= 0")
     rows = session.execute(text(f"""

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.auth import CaseWorkerDep, DispatcherDep, staff_only
-from api.deps import PagingDep, SessionDep
+from api.deps import BBoxDep, PagingDep, SessionDep
 from gis import cases as case_service
+from gis.coords import to_wgs84
 from gis.deadlines import list_overdue
 from gis.errors import PermissionDeniedError
 from gis.repeats import list_supervised
@@ -160,16 +161,22 @@ AtQuery = Annotated[AwareDatetime | None, Query(
 @router.post("/cases", status_code=201, response_model=CaseDetailOut)
 def create_case(body: CaseCreate, session: SessionDep, user: DispatcherDep) -> CaseDetailOut:
     """Record a complaint: grid, dispatch deadline and repeat links are set at once."""
+    # A WeChat (GCJ-02) or Baidu (BD-09) pin is placed by its WGS84 equivalent; the case still
+    # keeps the raw coordinates and their tag.
+    placed = None
+    if body.crs in ("gcj02", "bd09"):
+        lon, lat = to_wgs84(body.x, body.y, body.crs)
+        placed = case_service.locate_in_grid(session, x=lon, y=lat, crs="wgs84")
     case = case_service.create_case(
         session, **body.model_dump(exclude={"reported_at"}), actor=user.username,
-        reported_at=body.reported_at or dt.datetime.now(dt.UTC))
+        reported_at=body.reported_at or dt.datetime.now(dt.UTC), route=placed)
     session.commit()
     return CaseDetailOut.model_validate(case)
 
 
 @router.get("/cases", response_model=list[CaseOut])
 def list_cases(
-    session: SessionDep, paging: PagingDep,
+    session: SessionDep, paging: PagingDep, bbox: BBoxDep,
     status: Annotated[Status | None, Query(description="only cases in this status")] = None,
     overdue: Annotated[bool | None, Query(
         description="true: past the current step's deadline; false: not")] = None,
@@ -177,10 +184,11 @@ def list_cases(
     grid_code: Annotated[str | None, Query(description="unit grid code")] = None,
     supervised: Annotated[bool | None, Query(description="on the 重点督办 list")] = None,
 ) -> list[CaseOut]:
-    """Cases by status, overdue-ness, grid and supervision, nearest deadline first."""
+    """Cases by status, overdue-ness, grid, supervision and bbox, nearest deadline first."""
     found = case_service.list_cases(session, status=status, overdue=overdue, at=at,
                                     grid_code=grid_code, supervised=supervised,
-                                    limit=paging.limit, offset=paging.offset)
+                                    bbox=bbox.bounds(), limit=paging.limit,
+                                    offset=paging.offset)
     return [CaseOut.model_validate(case) for case in found]
 
 

@@ -88,8 +88,9 @@ li{{margin:.5rem 0}}
 <ul>
 <li><a href="/map">地图</a>：网格、道路、部件、摊群点、案件热力图</li>
 <li><a href="/public">便民服务地图</a>：农贸市场、夜市、公厕、充电桩、停车场（面向公众）</li>
-<li>工作人员（需<a href="/login">登录</a>）：<a href="/planner">摊群点规划</a>、
-<a href="/analysis/map/hotspots">投诉热点</a>、<a href="/reports/weekly">周报</a></li>
+<li>工作人员（需<a href="/login">登录</a>）：<a href="/dispatch">调度台</a>、
+<a href="/planner">摊群点规划</a>、<a href="/analysis/map/hotspots">投诉热点</a>、
+<a href="/reports/weekly">周报</a></li>
 <li><a href="/docs">API 文档</a></li>
 <li><a href="/health">系统状态</a></li>
 </ul>

@@ -1,4 +1,6 @@
-"""Dispatcher routing: one complaint (`POST /route`) or a hotline export (`POST /route/batch`)."""
+"""Dispatcher routing: one complaint (`POST /route`), a hotline export (`POST /route/batch`),
+and the dispatcher page (`GET /dispatch`, 调度台) that drives them.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import DispatcherDep, staff_only
 from api.deps import SessionDep, SettingsDep
+from gis.dispatch import category_choices, deadline_matrix, dispatcher_layers
 from gis.errors import InvalidInputError
 from gis.routing import RouteResult, route_point
 from gis.routing_batch import route_file
 from gis.routing_settings import RoutingSettings
+from maps.assets import render_html
+from maps.dispatcher import dispatcher_map
 
 router = APIRouter(tags=["dispatch"], dependencies=[staff_only])
 
@@ -37,8 +42,12 @@ RoutingSettingsDep = Annotated[RoutingSettings, Depends(get_routing_settings)]
 class RouteRequest(BaseModel):
     """A complaint's location, time and category."""
 
-    x: float = Field(description="longitude (or x) in `crs`", examples=[117.0315])
-    y: float = Field(description="latitude (or y) in `crs`", examples=[36.6605])
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = Field(allow_inf_nan=False, description="longitude (or x) in `crs`",
+                     examples=[117.0315])
+    y: float = Field(allow_inf_nan=False, description="latitude (or y) in `crs`",
+                     examples=[36.6605])
     crs: str = Field("wgs84", description="wgs84, gcj02 (WeChat/AMap), bd09 (Baidu), cgcs2000")
     at: datetime | None = Field(None, description="time of the complaint; default now. "
                                 "Without an offset it is read as city time")
@@ -88,3 +97,14 @@ def route_batch(request: Request, settings: SettingsDep, routing: RoutingSetting
     return Response(content, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f"attachment; filename=\"routed.csv\"; "
                                f"filename*=UTF-8''{routed_name}"})
+
+
+@router.get("/dispatch", response_class=HTMLResponse, summary="调度台 (dispatcher page)")
+def dispatch_page(session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    """Locate a complaint, see grid, owner, station, unit and deadlines, file it; offline."""
+    categories = category_choices(session)
+    title = f"{settings.city.name} 调度台"
+    m = dispatcher_map(dispatcher_layers(session), center=settings.city.center,
+                       categories=categories,
+                       deadlines=deadline_matrix(session, categories=categories), title=title)
+    return HTMLResponse(render_html(m, title=title))

@@ -1,0 +1,115 @@
+"""The dispatcher page (调度台): locate a complaint, see who is responsible, file and dispatch it.
+
+The api passes in the background (district, street and unit grid outlines, stations) as
+GeoDataFrames, the category choices and the deadline of every step for every kind of case;
+this module never reads the database. Locating, the grid's outline, nearby open cases, filing
+and the case lists all go through the API (`POST /route`, `/layers/grid_cells/items/{code}`,
+`GET /cases?bbox=`, `POST /cases`, `/cases/overdue`, `/cases/supervised`), so the page holds
+no routing or deadline logic of its own. The JavaScript lives in templates/dispatcher.js.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+from branca.element import MacroElement
+from folium.template import Template
+from markupsafe import Markup
+
+from layers import labels
+from maps.popups import to_web
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_ZOOM = 20
+# Open cases within this many metres of the located point are listed as "nearby".
+NEARBY_M = 300
+# Unit grid outlines (~100 m across) are drawn from this zoom on; below it they are a blur.
+GRID_MIN_ZOOM = 15
+CRS_CHOICES = {"wgs84": "WGS84（GPS、北斗）", "gcj02": "GCJ-02（微信、高德、腾讯）",
+               "bd09": "BD-09（百度）", "cgcs2000": "CGCS2000（天地图）"}
+CATEGORY_TYPE_ZH = {"event": "事件", "component": "部件"}
+UNIT_ZH = {"minutes": "分钟", "hours": "小时", "working_days": "个工作日"}
+STEP_ZH = {"dispatch": "立案派遣", "handle": "处置", "verify": "核查结案"}
+URGENCY_ZH = {"normal": "一般", "urgent": "紧急"}
+AREA_ZH = {"city": "城区", "rural": "郊区"}
+LAYERS = ("districts", "subdistricts", "grid_cells", "stations")
+
+
+class DispatcherTools(MacroElement):
+    """The locate form, the routing answer, the filing button and the case lists."""
+
+    _template = Template("""
+{% macro header(this, kwargs) %}<style>{{ this.css }}</style>{% endmacro %}
+{% macro html(this, kwargs) %}{{ this.panel }}{% endmacro %}
+{% macro script(this, kwargs) %}
+(function () {
+var map = {{ this._parent.get_name() }};
+var CONFIG = {{ this.config|tojson }};
+var DATA = {{ this.data|tojson }};
+{{ this.js }}
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, *, data: dict[str, Any], config: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "DispatcherTools"
+        self.data, self.config = data, config
+        self.js = Markup((TEMPLATES / "dispatcher.js").read_text(encoding="utf-8"))
+        self.css = Markup((TEMPLATES / "dispatcher.css").read_text(encoding="utf-8"))
+        self.panel = Markup((TEMPLATES / "dispatcher_panel.html").read_text(encoding="utf-8"))
+
+
+def dispatcher_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, float],
+                   categories: Mapping[str, list[dict[str, str]]],
+                   deadlines: Mapping[str, Any] | None = None, title: str = "调度台",
+                   default_category: tuple[str, str] = ("event", "0102"),
+                   api_base: str = "", m: folium.Map | None = None,
+                   zoom_start: int = 14) -> folium.Map:
+    """Add the dispatcher desk (layers keyed as in LAYERS, EPSG:4326) to `m` or a new map."""
+    if m is None:
+        # No tiles: government networks have no tile server; the outlines are the map.
+        m = folium.Map(location=list(center), zoom_start=zoom_start, tiles=None,
+                       max_zoom=MAX_ZOOM, control_scale=False)
+    data = {name: _geojson(layers[name], name) if name in layers else _empty()
+            for name in LAYERS}
+    config = {
+        "apiBase": api_base.rstrip("/"), "title": title, "center": list(center),
+        "bounds": _bounds(layers), "nearbyM": NEARBY_M, "gridMinZoom": GRID_MIN_ZOOM,
+        "categories": {kind: list(rows) for kind, rows in categories.items()},
+        "deadlines": dict(deadlines or {}),
+        "defaults": {"category_type": default_category[0],
+                     "category_code": default_category[1]},
+        "labels": {"crs": CRS_CHOICES, "category_type": CATEGORY_TYPE_ZH,
+                   "case_status": labels.CASE_STATUS, "channel": labels.CHANNEL,
+                   "owner_kind": labels.OWNER_KIND, "raw_crs": labels.RAW_CRS,
+                   "unit": UNIT_ZH, "step": STEP_ZH, "urgency": URGENCY_ZH, "area": AREA_ZH},
+    }
+    m.add_child(DispatcherTools(data=data, config=config), name="dispatcher_tools")
+    return m
+
+
+def _geojson(gdf: gpd.GeoDataFrame, name: str) -> dict[str, Any]:
+    if gdf.empty:
+        return _empty()
+    web = to_web(gdf, layer=name)
+    # Round-trip through JSON: numpy scalars and timestamps become plain JSON values.
+    return json.loads(web.to_json(drop_id=True, show_bbox=False, default=str))
+
+
+def _empty() -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": []}
+
+
+def _bounds(layers: Mapping[str, gpd.GeoDataFrame]) -> list[list[float]] | None:
+    """[[south, west], [north, east]] of the district (else of the grid cells)."""
+    for name in ("districts", "grid_cells"):
+        if name in layers and not layers[name].empty:
+            x1, y1, x2, y2 = layers[name].to_crs(4326).total_bounds
+            return [[float(y1), float(x1)], [float(y2), float(x2)]]
+    return None
