@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gis.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import InvalidInputError
-from gis.routing_batch import route_file, route_frame
+from gis.routing_batch import locate_grids, route_file, route_frame
 from tests.accounts import headers_for
 from tests.test_routing import (
     CITY,
@@ -117,6 +118,29 @@ def test_batch_agrees_with_single_point_routing(city: Session) -> None:
         assert row["station_code"] == single.station.code
         assert row["station_distance_m"] == pytest.approx(single.station.distance_m, abs=0.01)
         assert bool(row["near_boundary"]) == single.near_boundary
+
+
+def test_grid_code_only_path_matches_full_routing(city: Session) -> None:
+    # Centre, shared edge (smallest code wins), shared vertex, just outside (no snapping here).
+    lon = [117.0315, 117.031, 117.031, 117.0305, 117.0315]
+    lat = [36.6605, 36.6605, 36.661, 36.660 - 20 / 111_000, 36.6615]
+    codes = locate_grids(city.connection(), np.array(lon), np.array(lat))
+    assert list(codes) == [f"{A}04", f"{A}03", f"{A}01", None, f"{A}02"]
+    frame = pd.DataFrame({"lon": lon, "lat": lat, "at": "2025-09-15 10:00"})
+    routed = route_frame(city.connection(), frame, settings=SETTINGS, city=CITY)
+    inside = [c is not None for c in codes]
+    assert list(routed.loc[inside, "grid_code"]) == [c for c in codes if c is not None]
+    assert city.execute(text("SELECT to_regclass('pg_temp.route_points')")).scalar() is None
+
+
+def test_single_station_is_found_without_a_voronoi_diagram(city: Session) -> None:
+    # One station: no diagram to join, the nearest-station KNN fills every point.
+    city.execute(text("DELETE FROM stations WHERE code <> 'S-NEAR'"))
+    frame = pd.DataFrame({"lon": [117.0315, 117.0325], "lat": [36.6605, 36.6615]})
+    out = route_frame(city.connection(), frame, settings=SETTINGS, city=CITY)
+    assert list(out["station_code"]) == ["S-NEAR", "S-NEAR"]
+    single = route(city, 117.0315, 36.6605, at=datetime(2025, 9, 15, 10, 0))
+    assert out.at[0, "station_distance_m"] == pytest.approx(single.station.distance_m, abs=0.01)
 
 
 def test_batch_writes_nothing_to_the_database(city: Session, export: Path) -> None:
