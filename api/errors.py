@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError
 
 from gis.errors import (
     AuthenticationError,
@@ -36,6 +42,29 @@ STATUS_BY_ERROR: list[tuple[type[CityGridError], int]] = [
 ]
 
 
+# Documented on every operation (409 on writes only), so clients and the fuzzer know the shape.
+ERROR_STATUSES: dict[int, str] = {
+    400: "Bad request: the message names the value",
+    401: "Not signed in, or the token is wrong, expired or revoked",
+    403: "Signed in with a role that may not do this",
+    404: "No such layer, feature, case or zone",
+    409: "Clashes with the current state (e.g. an older version, a retired zone)",
+    413: "Request body larger than the limit (named in the message)",
+    422: "Invalid input: a list of field errors, or a message naming the problem",
+    503: "The database cannot be reached",
+}
+
+
+class ErrorOut(BaseModel):
+    """An error: `detail` names the problem; refused zones add `violations` or `repair`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="the problem; for request validation, one entry per bad field "
+                    "(loc, msg, type)")
+
+
 def status_for(error: CityGridError) -> int:
     """HTTP status of a domain error."""
     for cls, status in STATUS_BY_ERROR:
@@ -62,5 +91,67 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own handler, except that NaN / Infinity echoed back as `input` (json.loads
+        # reads them) are sent as strings: strict JSON has no such numbers and rendering
+        # them failed with a 500.
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    async def data_error(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value it was given as a bound parameter (a time zone offset
+        # past ±15:59, a number out of its column's range): the client's input, so a 422
+        # naming it; the transaction is rolled back with the session. No SQL text is sent.
+        assert isinstance(exc, DataError)
+        diag = getattr(exc.orig, "diag", None)
+        message = getattr(diag, "message_primary", None) or "a value is out of range"
+        logger.info("database refused a value on %s %s: %s", request.method, request.url.path,
+                    message)
+        return JSONResponse({"detail": f"value refused by the database: {message}"},
+                            status_code=422)
+
     app.add_exception_handler(CityGridError, domain_error)
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its name ('nan', 'inf', '-inf')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def document_errors(app: FastAPI) -> None:
+    """Add the error answers of ERROR_STATUSES to every operation of the OpenAPI schema.
+
+    FastAPI documents only its own 422 (a list of field errors); citygrid's domain errors
+    answer `{"detail": "message"}` with any of these statuses. Responses a router documents
+    itself (Open311's error lists) are kept.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorOut"] = (
+            ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                if method not in ("get", "put", "post", "patch", "delete"):
+                    continue
+                responses = operation.setdefault("responses", {})
+                for status, description in ERROR_STATUSES.items():
+                    if status == 409 and method == "get":
+                        continue
+                    known = responses.get(str(status))
+                    if known is None or "HTTPValidationError" in str(known):
+                        responses[str(status)] = {"description": description, "content": error}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,7 +11,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.errors import install_error_handlers
+from api.errors import document_errors, install_error_handlers
+from api.limits import BodySizeLimitMiddleware
 from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import (
     analysis,
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(open311.router)
     mount_ogc(app)
+    app.add_middleware(BodySizeLimitMiddleware, settings=settings.api)
+    document_errors(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Named like FastAPI's own docs route: tipg's landing page links to it by this name.

@@ -24,6 +24,7 @@ What citygrid decides here rather than tipg's environment variables:
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Annotated
 
 import jinja2
@@ -122,6 +123,20 @@ def tile_in_matrix(request: Request) -> None:
             f"({matrix.matrixWidth}x{matrix.matrixHeight} tiles)"))
 
 
+def bbox_is_numbers(request: Request) -> None:
+    """Refuse a `bbox` that is not 4 or 6 finite numbers (tipg's own parse would be a 500)."""
+    raw = request.query_params.get("bbox")
+    if not raw:
+        return
+    try:
+        numbers = [float(part) for part in raw.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (4, 6) or not all(math.isfinite(n) for n in numbers):
+        raise HTTPException(status_code=422, detail=(
+            f"bbox {raw!r} must be 4 or 6 comma-separated numbers (lon/lat, EPSG:4326)"))
+
+
 def catalog_settings() -> DatabaseSettings:
     """tipg catalog options: the views of schema `pub`, no functions, extents computed."""
     return DatabaseSettings(
@@ -198,7 +213,7 @@ def mount_ogc(app: FastAPI) -> None:
         collection_dependency=public_collection,
     )
     app.include_router(endpoints.router, prefix=OGC_PREFIX, tags=["OGC API"],
-                       dependencies=[Depends(tile_in_matrix)])
+                       dependencies=[Depends(tile_in_matrix), Depends(bbox_is_numbers)])
     handled = {exc: code for exc, code in DEFAULT_STATUS_CODES.items()
                if exc not in (Exception, PostgresError)}
     # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.

@@ -69,7 +69,9 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_page_size: int = 10_000
-    max_upload_mb: int = 50
+    max_upload_mb: int = 50  # file uploads: layer import, batch routing
+    # Every other request body (JSON). A zone of 10,000 vertices is about 300 KB.
+    max_body_kb: int = Field(default=1024, ge=1)
 
 
 BaseMap = Literal["none", "osm", "tianditu", "amap"]

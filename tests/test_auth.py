@@ -59,8 +59,9 @@ def two_grids(engine: Engine) -> Iterator[Engine]:
         for i, code in enumerate((LIGHT_MINE, LIGHT_THEIRS)):
             x, y = centre(i)
             conn.execute(text(
-                "INSERT INTO streetlights (code, owner, maintainer, grid_code, geom) VALUES (:code, "
-                "'城市照明管理处', '照明养护公司', :g, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
+                "INSERT INTO streetlights (code, owner, maintainer, grid_code, geom) "
+                "VALUES (:code, '城市照明管理处', '照明养护公司', :g, "
+                "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"),
                 {"code": code, "g": (MINE, THEIRS)[i], "x": x, "y": y})
     yield engine
     with engine.begin() as conn:

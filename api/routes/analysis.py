@@ -147,9 +147,13 @@ class HotspotParams:
     def window(self) -> tuple[dt.datetime, dt.datetime]:
         """[start, end) of the window, timezone-aware."""
         end = self.end or dt.datetime.now(CHINA_TZ)
-        if end.tzinfo is None:
-            end = end.replace(tzinfo=CHINA_TZ)
-        return end - dt.timedelta(days=self.days), end
+        try:
+            # In city time: PostgreSQL refuses offsets past ±15:59 that Python accepts.
+            end = end.replace(tzinfo=CHINA_TZ) if end.tzinfo is None else end.astimezone(CHINA_TZ)
+            return end - dt.timedelta(days=self.days), end
+        except OverflowError:
+            raise InvalidInputError(f"end={self.end} minus days={self.days} is outside the "
+                                    f"calendar (years 1 to 9999)") from None
 
 
 DarkStreetDep = Annotated[DarkStreetParams, Depends()]
@@ -250,8 +254,9 @@ def cover_risk(
     session: SessionDep, bbox: BBoxDep,
     by: Annotated[Literal["cover_class", "owner", "district_code"], Query(
         description="summary grouping")] = "cover_class",
-    damaged_high_after_h: Annotated[float, Query(ge=0, description="hours after which a "
-                                                 "damaged cover is high risk")] = 24,
+    damaged_high_after_h: Annotated[float, Query(ge=0, le=8784, description="hours after "
+                                                 "which a damaged cover is high risk (at most "
+                                                 "a year)")] = 24,
 ) -> GeoJSONResponse:
     """Covers in use that are damaged or missing, riskiest first, and a summary."""
     risks = find_cover_risks(session, bbox=bbox.bounds(),

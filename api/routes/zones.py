@@ -115,7 +115,10 @@ def zones_at(lon: Annotated[float, Query(ge=-180, le=180, description="WGS84 lon
     return allowed_here(session, lon=lon, lat=lat, at=when, rules=rules, city=settings.city)
 
 
-@router.get("/zones/export", summary="导出摊群点 (export as GeoJSON or GeoPackage)")
+@router.get("/zones/export", summary="导出摊群点 (export as GeoJSON or GeoPackage)",
+            response_class=Response,
+            responses={200: {"description": "the zones file", "content": {
+                "application/geo+json": {}, "application/geopackage+sqlite3": {}}}})
 def zones_export(session: SessionDep,
                  format: Annotated[Literal["geojson", "gpkg"], Query(
                      description="geojson or gpkg")] = "geojson",

@@ -11,6 +11,7 @@ import geopandas as gpd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gis.errors import OutsideCityError
 from gis.settings import CitySettings
 from gis.zones.checks import SITE_LABELS, STREET_LABELS
 from gis.zones.rules import ZoneRules
@@ -55,6 +56,11 @@ def list_zones(session: Session, *,
 def allowed_here(session: Session, *, lon: float, lat: float, at: datetime, rules: ZoneRules,
                  city: CitySettings) -> dict[str, Any]:
     """What a street vendor may do at (lon, lat) at `at`: zones open, street, sites nearby."""
+    x1, y1, x2, y2 = city.bbox
+    # Far outside, the metric CRS cannot even be computed (PostGIS: outside projection domain).
+    if not (x1 <= lon <= x2 and y1 <= lat <= y2):
+        raise OutsideCityError(f"point ({lon}, {lat}) is outside {city.name} "
+                               f"(lon {x1}..{x2}, lat {y1}..{y2}, EPSG:4326)")
     local = local_time(at, rules)
     params = {"lon": lon, "lat": lat, "epsg": city.metric_epsg}
     point = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"

@@ -99,6 +99,12 @@ class DistrictRule(_Section):
     tolerance_m2: float = Field(default=0.5, ge=0)
 
 
+class GeometryLimits(_Section):
+    """How large a drawn zone polygon may be: a stall zone is a few corners, not a coastline."""
+
+    max_vertices: int = Field(default=10_000, ge=4)
+
+
 class ZoneRules(_Section):
     """Every stall zone rule of one city."""
 
@@ -111,6 +117,7 @@ class ZoneRules(_Section):
     capacity: CapacityRule = Field(default_factory=CapacityRule)
     overlap: OverlapRule = Field(default_factory=OverlapRule)
     district: DistrictRule = Field(default_factory=DistrictRule)
+    geometry: GeometryLimits = Field(default_factory=GeometryLimits)
 
     @field_validator("timezone")
     @classmethod

@@ -6,6 +6,7 @@ schema lives here; the two must keep the same field names.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,6 +21,7 @@ HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 MMDD = r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 ZONE_TYPES = ("morning_market", "night_market", "seasonal_produce", "convenience_point",
               "featured_outdoor")
+MAX_VERTICES = 10_000  # default of ZoneRules.geometry.max_vertices
 # GeoJSON (RFC 7946) is WGS84; old-style "crs" members naming it are accepted.
 WGS84_NAMES = {"EPSG:4326", "urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:EPSG::4326",
                "OGC:CRS84"}
@@ -78,7 +80,8 @@ class ZoneInput(BaseModel):
         return [{"from": s.from_, "to": s.to} for s in self.seasons]
 
 
-def parse_zone_feature(feature: Any) -> tuple[ZoneInput, Polygon]:
+def parse_zone_feature(feature: Any, *,
+                       max_vertices: int = MAX_VERTICES) -> tuple[ZoneInput, Polygon]:
     """Properties and polygon of a GeoJSON Feature; InvalidInputError naming what is wrong."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         kind = feature.get("type") if isinstance(feature, dict) else type(feature).__name__
@@ -94,10 +97,10 @@ def parse_zone_feature(feature: Any) -> tuple[ZoneInput, Polygon]:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'properties'}: {e['msg']}"
                              for e in exc.errors())
         raise InvalidInputError(f"zone properties: {problems}") from None
-    return props, parse_polygon(feature.get("geometry"))
+    return props, parse_polygon(feature.get("geometry"), max_vertices=max_vertices)
 
 
-def parse_polygon(geometry: Any) -> Polygon:
+def parse_polygon(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> Polygon:
     """A shapely Polygon from GeoJSON; structural problems only (validity is PostGIS's job)."""
     if not isinstance(geometry, dict):
         raise InvalidInputError("zone has no geometry")
@@ -107,10 +110,22 @@ def parse_polygon(geometry: Any) -> Polygon:
     rings = geometry.get("coordinates")
     if not isinstance(rings, list | tuple) or not rings:
         raise InvalidInputError("zone polygon has no rings")
+    # Counted before anything is built: a huge polygon is refused without the work.
+    vertices = sum(len(ring) if isinstance(ring, list | tuple) else 0 for ring in rings)
+    if vertices > max_vertices:
+        raise InvalidInputError(f"zone polygon has {vertices} vertices; at most {max_vertices} "
+                                f"are accepted")
     for i, ring in enumerate(rings):
         if not isinstance(ring, list | tuple) or len(ring) < 4:
             raise InvalidInputError(f"ring {i} of the zone polygon needs at least 4 positions "
                                     f"(3 corners and the closing one)")
+        for position in ring:
+            # NaN and Infinity pass json.loads; bool is an int to Python, not a coordinate.
+            if (not isinstance(position, list | tuple) or len(position) < 2 or not all(
+                    isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)
+                    for c in position)):
+                raise InvalidInputError(f"ring {i} of the zone polygon has position {position!r}; "
+                                        f"positions are [lon, lat] finite numbers")
         if list(ring[0]) != list(ring[-1]):
             raise InvalidInputError(f"ring {i} of the zone polygon is not closed: first "
                                     f"{ring[0]} != last {ring[-1]}")

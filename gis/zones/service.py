@@ -29,7 +29,7 @@ _COLUMNS = ("id, name, zone_type, district_code, time_slots, seasons, capacity, 
 def check_feature(session: Session, *, feature: Any, rules: ZoneRules, city: CitySettings,
                   zone_id: int | None = None) -> tuple[ZoneInput, str, ZoneCheck]:
     """Parse a zone Feature and run every rule; invalid input raises, violations are returned."""
-    props, polygon = parse_zone_feature(feature)
+    props, polygon = parse_zone_feature(feature, max_vertices=rules.geometry.max_vertices)
     wkb = check_geometry(session, polygon=polygon, city=city)
     result = check_zone(session, wkb=wkb, capacity=props.capacity,
                         time_slots=props.slots_json(), seasons=props.seasons_json(),
