@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cli.analyse import analyse_app
 from cli.demo import demo_app
@@ -11,6 +14,7 @@ from cli.dispatch import dispatch_app, route_file
 from cli.transfer import export_layer, import_layer
 from cli.users import user_app
 from cli.zones import zones_app
+from gis.backup import dump_database, restore_database
 from gis.cluster import PrivateCluster
 from gis.db import database_url, ensure_database, make_engine
 from gis.errors import CityGridError
@@ -90,6 +94,50 @@ def db_migrate() -> None:
     except CityGridError as exc:
         raise fail(exc) from exc
     console.print(f"schema at revision {revision}")
+
+
+def _backup_progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+@db_app.command("dump")
+def db_dump(
+    file: Path = typer.Argument(..., help="archive to write (pg_dump custom format, -Fc)"),
+    db: str = typer.Option(None, "--db", help="database name (default: CITYGRID_DB_NAME / URL)"),
+) -> None:
+    """Back the database up into FILE with pg_dump (custom format)."""
+    try:
+        url = database_url(Settings(), dbname=db)
+        with _backup_progress() as progress:
+            task = progress.add_task(f"dumping {url.database}", total=None)
+            dump_database(url, file, progress=lambda line: progress.update(
+                task, description=f"dumping {url.database}: {line}"[:100]))
+    except CityGridError as exc:
+        raise fail(exc) from exc
+    size_mb = file.stat().st_size / 1e6
+    console.print(f"dumped database {url.database} to {file} ({size_mb:.1f} MB)")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Path = typer.Argument(..., help="archive written by `citygrid db dump`"),
+    force: bool = typer.Option(False, "--force", help="replace a database that holds data"),
+    db: str = typer.Option(None, "--db", help="database name (default: CITYGRID_DB_NAME / URL)"),
+) -> None:
+    """Restore FILE into a fresh database and swap it in; --force replaces existing data.
+
+    Sessions on the database are ended for the swap; a failed restore changes nothing.
+    """
+    try:
+        url = database_url(Settings(), dbname=db)
+        with _backup_progress() as progress:
+            task = progress.add_task(f"restoring {url.database}", total=None)
+            name = restore_database(url, file, replace=force, progress=lambda line: progress.update(
+                task, description=f"restoring {url.database}: {line}"[:100]))
+    except CityGridError as exc:
+        raise fail(exc) from exc
+    console.print(f"restored {file} into database {name}")
 
 
 @app.command("serve")

@@ -54,7 +54,8 @@ class PrivateCluster:
             ) from exc
         return "postgres"
 
-    def _bin(self, name: str) -> str:
+    def program(self, name: str) -> str:
+        """Path of PostgreSQL 15 program `name` (pg_ctl, pg_dump, ...), from settings or Debian."""
         candidates = [self.settings.pg_bin, DEBIAN_PG_BIN]
         for folder in candidates:
             if folder and (folder / name).exists():
@@ -82,7 +83,7 @@ class PrivateCluster:
         initialised = (self.pgdata / "PG_VERSION").exists()
         running = False
         if initialised:
-            running = self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "status"],
+            running = self._run([self.program("pg_ctl"), "-D", str(self.pgdata), "status"],
                                 check=False).returncode == 0
         port = int(self.port_file.read_text()) if self.port_file.exists() else None
         return ClusterStatus(self.root, initialised, running, port)
@@ -108,7 +109,7 @@ class PrivateCluster:
         if (self.pgdata / "PG_VERSION").exists():
             return
         self._prepare_folder()
-        self._run([self._bin("initdb"), "-D", str(self.pgdata), "-U", self.settings.user,
+        self._run([self.program("initdb"), "-D", str(self.pgdata), "-U", self.settings.user,
                    "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
 
     def _choose_port(self) -> int:
@@ -132,14 +133,14 @@ class PrivateCluster:
         # Only loopback: the private cluster trusts local connections and must not be reachable.
         options = (f"-p {port} -c listen_addresses=127.0.0.1 "
                    f"-c unix_socket_directories={self.socket_dir} -c max_connections=200")
-        self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_file),
+        self._run([self.program("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_file),
                    "-w", "-t", "120", "-o", options, "start"])
         return self.status()
 
     def down(self) -> ClusterStatus:
         """Stop the cluster if it runs; data stays."""
         if self.status().running:
-            self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+            self._run([self.program("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
         return self.status()
 
 

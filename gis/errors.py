@@ -37,3 +37,7 @@ class AuthenticationError(CityGridError):
 
 class PermissionDeniedError(CityGridError):
     """A signed-in user whose role may not do this."""
+
+
+class BackupError(CityGridError):
+    """A dump or restore that cannot run or failed: missing pg_dump, bad archive, busy target."""

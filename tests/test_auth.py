@@ -69,7 +69,7 @@ def two_grids(engine: Engine) -> Iterator[Engine]:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         ids = [r[0] for r in conn.execute(text(
             "SELECT id FROM cases WHERE grid_code IN (:a, :b)"), {"a": MINE, "b": THEIRS})]
-        for table in ("case_transitions", "case_extensions"):
+        for table in ("case_transitions", "case_extensions", "open311_requests"):
             conn.execute(text(f"DELETE FROM {table} WHERE case_id = ANY(:i)"), {"i": ids})
         conn.execute(text("UPDATE cases SET repeat_of = NULL WHERE id = ANY(:i)"), {"i": ids})
         conn.execute(text("DELETE FROM cases WHERE id = ANY(:i)"), {"i": ids})
