@@ -12,7 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from gis.errors import (
     AuthenticationError,
@@ -110,8 +110,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": f"value refused by the database: {message}"},
                             status_code=422)
 
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        # The server is restarting or unreachable: a 503 tells clients and load balancers to
+        # retry; the pool's pre-ping reconnects on the next request once it is back.
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                       str(exc).splitlines()[0])
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"},
+                            status_code=503, headers={"Retry-After": "5"})
+
     app.add_exception_handler(CityGridError, domain_error)
     app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(InterfaceError, database_down)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
 
