@@ -10,21 +10,15 @@ no routing or deadline logic of its own. The JavaScript lives in templates/dispa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import folium
 import geopandas as gpd
-from branca.element import MacroElement
-from folium.template import Template
-from markupsafe import Markup
 
 from layers import labels
-from maps.popups import to_web
+from maps.page_tools import PageTools, empty_collection, feature_collection
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_ZOOM = 20
 # Open cases within this many metres of the located point are listed as "nearby".
 NEARBY_M = 300
@@ -40,29 +34,11 @@ AREA_ZH = {"city": "城区", "rural": "郊区"}
 LAYERS = ("districts", "subdistricts", "grid_cells", "stations")
 
 
-class DispatcherTools(MacroElement):
+class DispatcherTools(PageTools):
     """The locate form, the routing answer, the filing button and the case lists."""
 
-    _template = Template("""
-{% macro header(this, kwargs) %}<style>{{ this.css }}</style>{% endmacro %}
-{% macro html(this, kwargs) %}{{ this.panel }}{% endmacro %}
-{% macro script(this, kwargs) %}
-(function () {
-var map = {{ this._parent.get_name() }};
-var CONFIG = {{ this.config|tojson }};
-var DATA = {{ this.data|tojson }};
-{{ this.js }}
-})();
-{% endmacro %}
-""")
+    stem = "dispatcher"
 
-    def __init__(self, *, data: dict[str, Any], config: dict[str, Any]) -> None:
-        super().__init__()
-        self._name = "DispatcherTools"
-        self.data, self.config = data, config
-        self.js = Markup((TEMPLATES / "dispatcher.js").read_text(encoding="utf-8"))
-        self.css = Markup((TEMPLATES / "dispatcher.css").read_text(encoding="utf-8"))
-        self.panel = Markup((TEMPLATES / "dispatcher_panel.html").read_text(encoding="utf-8"))
 
 
 def dispatcher_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, float],
@@ -76,7 +52,7 @@ def dispatcher_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[floa
         # No tiles: government networks have no tile server; the outlines are the map.
         m = folium.Map(location=list(center), zoom_start=zoom_start, tiles=None,
                        max_zoom=MAX_ZOOM, control_scale=False)
-    data = {name: _geojson(layers[name], name) if name in layers else _empty()
+    data = {name: feature_collection(layers[name], name) if name in layers else empty_collection()
             for name in LAYERS}
     config = {
         "apiBase": api_base.rstrip("/"), "title": title, "center": list(center),
@@ -93,17 +69,6 @@ def dispatcher_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[floa
     m.add_child(DispatcherTools(data=data, config=config), name="dispatcher_tools")
     return m
 
-
-def _geojson(gdf: gpd.GeoDataFrame, name: str) -> dict[str, Any]:
-    if gdf.empty:
-        return _empty()
-    web = to_web(gdf, layer=name)
-    # Round-trip through JSON: numpy scalars and timestamps become plain JSON values.
-    return json.loads(web.to_json(drop_id=True, show_bbox=False, default=str))
-
-
-def _empty() -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": []}
 
 
 def _bounds(layers: Mapping[str, gpd.GeoDataFrame]) -> list[list[float]] | None:

@@ -8,22 +8,16 @@ page holds no rule logic of its own. The JavaScript lives in templates/planner.j
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import folium
 import geopandas as gpd
-from branca.element import MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import Draw
-from folium.template import Template
-from markupsafe import Markup
 
-from maps.popups import to_web
+from maps.page_tools import PageTools, empty_collection, feature_collection
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_ZOOM = 20
 ZONE_TYPE_ZH = {"morning_market": "早市", "night_market": "夜市",
                 "seasonal_produce": "应季瓜果自产", "convenience_point": "便民服务点",
@@ -75,32 +69,14 @@ DRAW_LOCAL_ZH = {
 }
 
 
-class PlannerTools(JSCSSMixin, MacroElement):
+class PlannerTools(JSCSSMixin, PageTools):
     """The drawing toolbar, the zone form, the violation layer and the time picker."""
 
-    _template = Template("""
-{% macro header(this, kwargs) %}<style>{{ this.css }}</style>{% endmacro %}
-{% macro html(this, kwargs) %}{{ this.panel }}{% endmacro %}
-{% macro script(this, kwargs) %}
-(function () {
-var map = {{ this._parent.get_name() }};
-var CONFIG = {{ this.config|tojson }};
-var DATA = {{ this.data|tojson }};
-{{ this.js }}
-})();
-{% endmacro %}
-""")
+    stem = "planner"
 
     default_js = Draw.default_js
     default_css = Draw.default_css
 
-    def __init__(self, *, data: dict[str, Any], config: dict[str, Any]) -> None:
-        super().__init__()
-        self._name = "PlannerTools"
-        self.data, self.config = data, config
-        self.js = Markup((TEMPLATES / "planner.js").read_text(encoding="utf-8"))
-        self.css = Markup((TEMPLATES / "planner.css").read_text(encoding="utf-8"))
-        self.panel = Markup((TEMPLATES / "planner_panel.html").read_text(encoding="utf-8"))
 
 
 def planner_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, float],
@@ -112,7 +88,7 @@ def planner_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, 
         # No tiles: government networks have no tile server; outlines and roads are the map.
         m = folium.Map(location=list(center), zoom_start=zoom_start, tiles=None,
                        max_zoom=MAX_ZOOM, control_scale=False)
-    data = {name: _geojson(layers[name], name) if name in layers else _empty()
+    data = {name: feature_collection(layers[name], name) if name in layers else empty_collection()
             for name in ("districts", "roads", "sensitive_sites", "stall_zones")}
     config = {
         "apiBase": api_base.rstrip("/"), "title": title, "limits": limits or {},
@@ -125,17 +101,6 @@ def planner_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, 
     m.add_child(PlannerTools(data=data, config=config), name="planner_tools")
     return m
 
-
-def _geojson(gdf: gpd.GeoDataFrame, name: str) -> dict[str, Any]:
-    if gdf.empty:
-        return _empty()
-    web = to_web(gdf, layer=name)
-    # Round-trip through JSON: numpy scalars and timestamps become plain JSON values.
-    return json.loads(web.to_json(drop_id=True, show_bbox=False, default=str))
-
-
-def _empty() -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": []}
 
 
 def _bounds(layers: Mapping[str, gpd.GeoDataFrame]) -> list[list[float]] | None:

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import folium
 import geopandas as gpd
 import numpy as np
 import shapely
-from branca.element import MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import MarkerCluster
-from folium.template import Template
-from markupsafe import Markup
 
 from gis.coords import wgs84_to_gcj02
 from maps.basemaps import BaseMap
+from maps.page_tools import PageTools
 from maps.popups import to_web
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_ZOOM = 19
 KIND_ORDER = ("farmers_market", "stall_zone", "public_toilet", "ev_charging", "parking",
               "convenience_point", "station")
@@ -45,32 +41,14 @@ KIND_COLORS = {"farmers_market": "#2e7d32", "stall_zone": "#6a1b9a", "public_toi
                "station": "#c62828"}
 
 
-class PublicMapTools(JSCSSMixin, MacroElement):
+class PublicMapTools(JSCSSMixin, PageTools):
     """Filter bar, clustered markers, stall zones, and the nearest-place panel."""
 
-    _template = Template("""
-{% macro header(this, kwargs) %}<style>{{ this.css }}</style>{% endmacro %}
-{% macro html(this, kwargs) %}{{ this.panel }}{% endmacro %}
-{% macro script(this, kwargs) %}
-(function () {
-var map = {{ this._parent.get_name() }};
-var CONFIG = {{ this.config|tojson }};
-var DATA = {{ this.data|tojson }};
-{{ this.js }}
-})();
-{% endmacro %}
-""")
+    stem = "public"
 
     default_js = MarkerCluster.default_js
     default_css = MarkerCluster.default_css
 
-    def __init__(self, *, data: dict[str, Any], config: dict[str, Any]) -> None:
-        super().__init__()
-        self._name = "PublicMapTools"
-        self.data, self.config = data, config
-        self.js = Markup((TEMPLATES / "public.js").read_text(encoding="utf-8"))
-        self.css = Markup((TEMPLATES / "public.css").read_text(encoding="utf-8"))
-        self.panel = Markup((TEMPLATES / "public_panel.html").read_text(encoding="utf-8"))
 
 
 def public_map(*, facilities: Sequence[Mapping[str, Any]], stations: Sequence[Mapping[str, Any]],
