@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open311.router)
     mount_ogc(app)
     app.add_middleware(BodySizeLimitMiddleware, settings=settings.api)
+    # Pages embed their GeoJSON (the dispatcher desk ~3 MB, ~0.25 MB gzipped) and GeoJSON /
+    # MVT answers compress 5-10x; responses that are already encoded (cached /map) pass as is.
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     document_errors(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

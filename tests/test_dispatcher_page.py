@@ -250,3 +250,15 @@ def test_locate_file_and_supervise_in_chromium(chromium: Path, base_url: str,
 
     assert browser.external == [], f"page tried to leave the app: {browser.external}"
     assert browser.errors == [], f"JavaScript errors: {browser.errors}"
+
+
+def test_dispatcher_page_is_sent_gzipped(demo_settings, demo_engine: Engine) -> None:
+    with TestClient(create_app(demo_settings),
+                    headers=headers_for(demo_engine, "dispatcher")) as client:
+        zipped = client.get("/dispatch", headers={"Accept-Encoding": "gzip"})
+        plain = client.get("/dispatch", headers={"Accept-Encoding": "identity"})
+    assert zipped.status_code == plain.status_code == 200
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert zipped.text == plain.text and '<html lang="zh-CN">' in plain.text
+    assert int(zipped.headers["content-length"]) * 4 < len(plain.content)
