@@ -310,6 +310,8 @@ def test_open311_post_needs_a_dispatcher_api_key(client: TestClient, two_grids: 
     before = count(two_grids, "SELECT count(*) FROM cases")
     r = client.post("/open311/v2/requests.json", data=form)
     assert r.status_code == 401 and "api_key" in r.json()[0]["description"]
+    garbage = client.post("/open311/v2/requests.json", data={"lat": "north"})
+    assert garbage.status_code == 401  # who posts is checked before what is posted
     analyst_token = headers_for(two_grids, "analyst")["Authorization"][7:]
     r = client.post("/open311/v2/requests.json", data={**form, "api_key": analyst_token})
     assert r.status_code == 403

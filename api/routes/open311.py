@@ -149,6 +149,10 @@ async def request_form(request: Request) -> RequestForm:
         attributes[key[len("attribute["):-1]] = raw.pop(key)
     # Empty form fields mean "not given", as HTML forms send them.
     raw = {k: (None if v == "" else v) for k, v in raw.items()}
+    # Who posts is checked before what is posted: an anonymous caller learns nothing more.
+    if not raw.get("api_key") and not request.headers.get("authorization"):
+        raise AuthenticationError("api_key is required to post a service request "
+                                  "(a citygrid token of a dispatcher account)")
     try:
         return RequestForm(**raw, attribute={k: str(v) for k, v in attributes.items()})
     except ValidationError as exc:
