@@ -106,6 +106,7 @@ class RouteResult(BaseModel):
     category_code: str | None
     responsible_unit: str
     responsibility_rule: str = Field(description="why this unit: the rule that decided")
+    responsibility_rule_zh: str = Field(description="the same, in Chinese, for the pages")
     component: ComponentInfo | None
     nearest_other_grid: str | None
     other_grid_distance_m: float | None
@@ -234,20 +235,25 @@ def find_rule(session: Session, *, category_type: str, category_code: str | None
 
 
 def responsible_unit(rule: Rule | None, *, owner: OwnerInfo,
-                     component: ComponentInfo | None) -> tuple[str, str]:
-    """(unit, explanation) under `rule`; no rule means the grid owner (属地)."""
+                     component: ComponentInfo | None) -> tuple[str, str, str]:
+    """(unit, explanation, 中文说明) under `rule`; no rule means the grid owner (属地)."""
     if rule is None:
-        return owner.name, "no rule matches: grid owner (属地)"
+        return (owner.name, "no rule matches: grid owner (属地)",
+                "无匹配规则：由网格责任人（属地）负责")
     prefix = f"rule {rule.code_prefix or '(default)'}"
+    prefix_zh = f"规则 {rule.code_prefix or '（默认）'}"
     if rule.rule_kind == "fixed" and rule.responsible_unit:
-        return rule.responsible_unit, f"{prefix}: {rule.notes}"
+        return (rule.responsible_unit, f"{prefix}: {rule.notes}",
+                f"{prefix_zh}：此类案件固定由{rule.responsible_unit}负责")
     if rule.rule_kind == "component_owner":
         if component is not None:
-            return component.owner, f"{prefix}: owner of component {component.code}"
+            return (component.owner, f"{prefix}: owner of component {component.code}",
+                    f"{prefix_zh}：由部件 {component.code} 的权属单位负责")
         unit = rule.responsible_unit or rule.class_owner
         if unit:
-            return unit, f"{prefix}: no component linked, {rule.notes}"
-    return owner.name, f"{prefix}: grid owner (属地)"
+            return (unit, f"{prefix}: no component linked, {rule.notes}",
+                    f"{prefix_zh}：未关联部件，由该类部件的默认权属单位负责")
+    return owner.name, f"{prefix}: grid owner (属地)", f"{prefix_zh}：由网格责任人（属地）负责"
 
 
 def link_component(session: Session, *, lon: float, lat: float, category_type: str,
@@ -318,7 +324,7 @@ def route_point(session: Session, *, x: float, y: float, crs: str = "wgs84", at:
     rule_type, rule_code = ((("component", component.component_class)) if component
                             else (category_type, category_code))
     rule = find_rule(session, category_type=rule_type, category_code=rule_code)
-    unit, why = responsible_unit(rule, owner=owner, component=component)
+    unit, why, why_zh = responsible_unit(rule, owner=owner, component=component)
     station = None
     if row["station_code"] is not None:
         station = StationInfo(code=row["station_code"], name=row["station_name"],
@@ -331,6 +337,7 @@ def route_point(session: Session, *, x: float, y: float, crs: str = "wgs84", at:
         snap_distance_m=round(row["dist"], 2), owner=owner, station=station,
         category_type=category_type,  # type: ignore[arg-type]
         category_code=category_code, responsible_unit=unit, responsibility_rule=why,
+        responsibility_rule_zh=why_zh,
         component=component, nearest_other_grid=row["other_code"], other_grid_distance_m=other_m,
         near_boundary=other_m is not None and other_m <= settings.boundary_m,
         stall_zone=open_stall_zone(session, lon=lon, lat=lat, local=local),

@@ -213,6 +213,7 @@ def test_named_component_routes_by_its_owner(city: Session) -> None:
     r = route(city, 117.0315, 36.6605, category_type="component", component_code=GAS_COVER)
     assert r.component is not None and r.component.how == "named"
     assert r.responsible_unit == GAS_OWNER
+    assert r.responsibility_rule_zh.endswith(f"由部件 {r.component.code} 的权属单位负责")
     with pytest.raises(NotFoundError, match="3701020111999999"):
         route(city, 117.0315, 36.6605, component_code="3701020111999999")
 
@@ -239,7 +240,9 @@ def test_component_too_far_is_not_linked_and_class_owner_decides(city: Session) 
 
 def test_event_categories_follow_the_rules_table(city: Session) -> None:
     assert route(city, 117.0315, 36.6605, category_code="0505").responsible_unit == "城管执法中队"
-    assert route(city, 117.0315, 36.6605, category_code="0102").responsible_unit == "环卫所"
+    sanitation = route(city, 117.0315, 36.6605, category_code="0102")
+    assert sanitation.responsible_unit == "环卫所"
+    assert sanitation.responsibility_rule_zh == "规则 01：此类案件固定由环卫所负责"
     assert route(city, 117.0315, 36.6605, category_code="0201").responsible_unit == NEW_OWNER
     city.execute(text("UPDATE responsibility_rules SET responsible_unit = '新中队' "
                       "WHERE category_type = 'event' AND code_prefix = '05'"))

@@ -213,7 +213,7 @@ function showRoute(r) {
     ["城管工作站", st ? '<span id="cg-station">' + esc(st.name) + "</span>，" +
                          Math.round(st.distance_m) + " 米，电话 " + esc(st.phone) : "无"],
     ["责任单位", '<span id="cg-unit">' + esc(r.responsible_unit) + "</span>"],
-    ["依据", esc(r.responsibility_rule)],
+    ["依据", esc(r.responsibility_rule_zh || r.responsibility_rule)],
     ["关联部件", r.component ? esc(r.component.code) + "（" + esc(r.component.owner) + "，" +
                                Math.round(r.component.distance_m) + " 米）" : ""],
     ["摊群点", r.stall_zone ? esc(r.stall_zone.name) + "（" + esc(r.stall_zone.operator) + "）"
