@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from gis.db import database_url, drop_database, ensure_database, make_engine
+from gis.db import make_engine
 from gis.migrate import upgrade
 from gis.settings import Settings
+from tests.databases import throwaway_database
 
 
 @pytest.fixture(scope="session")
@@ -20,20 +19,10 @@ def settings() -> Settings:
     return Settings()
 
 
-def _throwaway_database(settings: Settings, kind: str) -> Iterator[URL]:
-    """Create a uniquely named database for this run; drop it afterwards."""
-    name = f"citygrid_{kind}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = database_url(settings, dbname=name)
-    ensure_database(url)
-    yield url
-    if not os.environ.get("CITYGRID_KEEP_TEST_DB"):
-        drop_database(url)
-
-
 @pytest.fixture(scope="session")
 def test_db_url(settings: Settings) -> Iterator[URL]:
     """An empty migrated database for constructed fixtures (tests roll back or clean up)."""
-    yield from _throwaway_database(settings, "test")
+    yield from throwaway_database(settings, "test")
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +41,7 @@ def demo_db_url(settings: Settings) -> Iterator[URL]:
     Kept apart from `engine` so that constructed test cities (which reuse the real 历下区
     codes) never collide with the demo's rows.
     """
-    yield from _throwaway_database(settings, "demo")
+    yield from throwaway_database(settings, "demo")
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,16 @@ def target(demo_engine: Engine) -> dict[str, Any]:
     return dict(row)
 
 
+def type_point(page: Any, x: float, y: float, crs: str, code: str) -> None:
+    """Type a point in `crs` into the form, press 定位 and wait for grid `code`."""
+    page.click("#cg-clear")
+    page.fill("#cg-x", f"{x:.7f}")
+    page.fill("#cg-y", f"{y:.7f}")
+    page.select_option("#cg-crs", crs)
+    page.click("#cg-locate")
+    _wait_located(page, code)
+
+
 def _wait_located(page: Any, code: str) -> None:
     page.wait_for_selector(f'#cg-route[data-highlighted="{code}"]', timeout=60_000)
     page.wait_for_selector("#cg-nearby[data-count]", timeout=60_000)
@@ -161,12 +171,7 @@ def test_locate_file_and_supervise_in_chromium(chromium: Path, base_url: str,
         assert float(page.input_value("#cg-x")) == pytest.approx(lon, abs=2e-5)
 
         # 2. Typed in WGS84: the grid, its owner of the day, station, unit and deadlines.
-        page.click("#cg-clear")
-        page.fill("#cg-x", f"{lon:.7f}")
-        page.fill("#cg-y", f"{lat:.7f}")
-        page.select_option("#cg-crs", "wgs84")
-        page.click("#cg-locate")
-        _wait_located(page, code)
+        type_point(page, lon, lat, "wgs84", code)
         assert page.inner_text("#cg-grid-code") == code
         assert page.inner_text("#cg-owner") == owner
         route_text = page.inner_text("#cg-route")
@@ -182,12 +187,7 @@ def test_locate_file_and_supervise_in_chromium(chromium: Path, base_url: str,
         # 3. The same place in GCJ-02 (as WeChat sends it): the same grid.
         gx, gy = (float(v) for v in wgs84_to_gcj02(lon, lat))
         assert abs(gx - lon) + abs(gy - lat) > 1e-3  # the offset is hundreds of metres
-        page.click("#cg-clear")
-        page.fill("#cg-x", f"{gx:.7f}")
-        page.fill("#cg-y", f"{gy:.7f}")
-        page.select_option("#cg-crs", "gcj02")
-        page.click("#cg-locate")
-        _wait_located(page, code)
+        type_point(page, gx, gy, "gcj02", code)
         assert page.inner_text("#cg-grid-code") == code
         assert page.inner_text("#cg-owner") == owner
         assert "由 GCJ-02 换算" in page.inner_text("#cg-route")

@@ -29,11 +29,12 @@ from sqlalchemy.engine import URL, Engine
 
 from api.main import create_app
 from gis.cluster import DEBIAN_PG_BIN, PrivateCluster
-from gis.db import database_url, drop_database, ensure_database, make_engine, transaction
+from gis.db import ensure_database, make_engine, transaction
 from gis.migrate import upgrade
 from gis.settings import PROJECT_ROOT, ClusterSettings, Settings
 from tests.accounts import headers_for
 from tests.browser import serve
+from tests.databases import throwaway_database
 from tests.test_workflow import insert_grids
 
 LIGHTS = 30_000  # ~2 s of writing: a wide window to kill the server in
@@ -112,18 +113,15 @@ def app_process(fault_db: URL) -> Iterator[AppProcess]:
 @pytest.fixture(scope="module")
 def fault_db(settings: Settings) -> Iterator[URL]:
     """A throwaway database of this module's own: migrated, two constructed unit grids."""
-    url = database_url(settings, dbname=f"citygrid_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}")
-    ensure_database(url)
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        with transaction(engine) as session:
-            insert_grids(session)
-    finally:
-        engine.dispose()
-    yield url
-    if not os.environ.get("CITYGRID_KEEP_TEST_DB"):
-        drop_database(url)
+    for url in throwaway_database(settings, "faults"):
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            with transaction(engine) as session:
+                insert_grids(session)
+        finally:
+            engine.dispose()
+        yield url
 
 
 @pytest.fixture

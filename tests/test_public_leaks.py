@@ -12,9 +12,7 @@ are first shown to be in the database, so a clean answer means something.
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,10 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 
 from api.main import create_app
-from gis.db import database_url, drop_database, ensure_database, make_engine, transaction
+from gis.db import make_engine, transaction
 from gis.migrate import upgrade
 from gis.settings import Settings
 from tests.accounts import headers_for
+from tests.databases import throwaway_database
 from tests.test_ogc_api import lonlat_to_tile
 from tests.test_routing import (
     GAS_OWNER,
@@ -88,11 +87,7 @@ FRIDAY_NIGHT = "2025-09-19T23:30"
 @pytest.fixture(scope="module")
 def leak_db(settings: Settings) -> Iterator[URL]:
     """This module's own database: the secrets are committed, so no other test may see them."""
-    url = database_url(settings, dbname=f"citygrid_leaks_{os.getpid()}_{uuid.uuid4().hex[:6]}")
-    ensure_database(url)
-    yield url
-    if not os.environ.get("CITYGRID_KEEP_TEST_DB"):
-        drop_database(url)
+    yield from throwaway_database(settings, "leaks")
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
@@ -103,17 +104,26 @@ li{{margin:.5rem 0}}
 def overview_page(request: Request, session: SessionDep, settings: SettingsDep,
                   user: StaffDep) -> Response:
     """Every layer of the registry on one offline map page; cached per process."""
-    cache = _cache(request.app)
     # A grid owner's page holds only their grids' rows (row-level security): cache it apart,
     # or one owner's page would be served to everybody else.
     key = f"map:owner:{user.owner_name}" if user.is_grid_owner else "map"
+
+    def render() -> str:
+        layers = {layer_id: read_layer(session, spec) for layer_id, spec in LAYERS.items()}
+        m = overview_map(layers, center=settings.city.center,
+                         title=f"{settings.city.name} 城市管理综合地图")
+        return render_html(m, title=f"{settings.city.name} 综合地图")
+
+    return cached_page(request, key, render)
+
+
+def cached_page(request: Request, key: str, render: Callable[[], str]) -> Response:
+    """The page cached under `key`, rendered once per process (until invalidated)."""
+    cache = _cache(request.app)
     page = cache.get(key)
     if page is None:
         with _CACHE_LOCK:
             page = cache.get(key)
             if page is None:
-                layers = {layer_id: read_layer(session, spec) for layer_id, spec in LAYERS.items()}
-                m = overview_map(layers, center=settings.city.center,
-                                 title=f"{settings.city.name} 城市管理综合地图")
-                page = cache[key] = _page(render_html(m, title=f"{settings.city.name} 综合地图"))
+                page = cache[key] = _page(render())
     return _respond(request, page)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import DispatcherDep, staff_only
 from api.deps import SessionDep, SettingsDep
+from api.routes.pages import cached_page
 from gis.dispatch import category_choices, deadline_matrix, dispatcher_layers
 from gis.errors import InvalidInputError
 from gis.routing import RouteResult, route_point
@@ -100,11 +101,18 @@ def route_batch(request: Request, settings: SettingsDep, routing: RoutingSetting
 
 
 @router.get("/dispatch", response_class=HTMLResponse, summary="调度台 (dispatcher page)")
-def dispatch_page(session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def dispatch_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Locate a complaint, see grid, owner, station, unit and deadlines, file it; offline."""
-    categories = category_choices(session)
-    title = f"{settings.city.name} 调度台"
-    m = dispatcher_map(dispatcher_layers(session), center=settings.city.center,
-                       categories=categories,
-                       deadlines=deadline_matrix(session, categories=categories), title=title)
-    return HTMLResponse(render_html(m, title=title))
+
+    def render() -> str:
+        categories = category_choices(session)
+        title = f"{settings.city.name} 调度台"
+        m = dispatcher_map(dispatcher_layers(session), center=settings.city.center,
+                           categories=categories,
+                           deadlines=deadline_matrix(session, categories=categories),
+                           title=title)
+        return render_html(m, title=title)
+
+    # Outlines, stations, categories and deadline rules only: the same page for every user
+    # (no row-level-security table), so one render per process serves them all.
+    return cached_page(request, "dispatch", render)
