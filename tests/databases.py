@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
 
-from gis.db import database_url, drop_database, ensure_database
+from gis.db import database_url, drop_database, ensure_database, make_engine, transaction
+from gis.migrate import upgrade
 from gis.settings import Settings
 
 
@@ -20,3 +22,17 @@ def throwaway_database(settings: Settings, kind: str) -> Iterator[URL]:
     yield url
     if not os.environ.get("CITYGRID_KEEP_TEST_DB"):
         drop_database(url)
+
+
+def seeded_database(settings: Settings, kind: str,
+                    seed: Callable[[Session], object]) -> Iterator[URL]:
+    """A throwaway database migrated to head with `seed(session)` committed in it."""
+    for url in throwaway_database(settings, kind):
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            with transaction(engine) as session:
+                seed(session)
+        finally:
+            engine.dispose()
+        yield url

@@ -20,10 +20,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from gis.analysis.dark_streets import dark_gaps_from_arrays, dark_gaps_in_chunks
-from gis.db import make_engine, transaction
-from gis.migrate import upgrade
 from gis.settings import Settings
-from tests.databases import throwaway_database
+from tests.databases import seeded_database
 from tests.test_analysis_api import BBOX_Q, build_city
 from tests.test_dark_streets import DISTRICT
 
@@ -38,15 +36,7 @@ def flat(output: str) -> str:
 @pytest.fixture(scope="module")
 def city_db(settings: Settings) -> Iterator[URL]:
     """A throwaway database holding the constructed city, committed."""
-    for url in throwaway_database(settings, "analyse"):
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-            with transaction(engine) as session:
-                build_city(session)
-        finally:
-            engine.dispose()
-        yield url
+    yield from seeded_database(settings, "analyse", build_city)
 
 
 @pytest.fixture

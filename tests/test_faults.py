@@ -34,7 +34,7 @@ from gis.migrate import upgrade
 from gis.settings import PROJECT_ROOT, ClusterSettings, Settings
 from tests.accounts import headers_for
 from tests.browser import serve
-from tests.databases import throwaway_database
+from tests.databases import seeded_database
 from tests.test_workflow import insert_grids
 
 LIGHTS = 30_000  # ~2 s of writing: a wide window to kill the server in
@@ -113,15 +113,7 @@ def app_process(fault_db: URL) -> Iterator[AppProcess]:
 @pytest.fixture(scope="module")
 def fault_db(settings: Settings) -> Iterator[URL]:
     """A throwaway database of this module's own: migrated, two constructed unit grids."""
-    for url in throwaway_database(settings, "faults"):
-        engine = make_engine(url)
-        try:
-            upgrade(engine)
-            with transaction(engine) as session:
-                insert_grids(session)
-        finally:
-            engine.dispose()
-        yield url
+    yield from seeded_database(settings, "faults", insert_grids)
 
 
 @pytest.fixture
