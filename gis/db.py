@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Engine, make_url
@@ -29,15 +30,46 @@ def database_url(settings: Settings, *, dbname: str | None = None, start: bool =
     return make_url(status.url(settings.cluster.user, dbname or settings.db.name))
 
 
+APP_ROLE = "citygrid_app"
+PUBLIC_ROLE = "citygrid_public"
+Role = Literal["app", "public"]
+
+
+def role_url(settings: Settings, role: Role, *, start: bool = True) -> URL:
+    """URL the web app uses for `role`: runtime staff (`app`) or anonymous reads (`public`)."""
+    explicit = settings.db.app_url if role == "app" else settings.db.public_url
+    if explicit:
+        return make_url(explicit)
+    owner = database_url(settings, start=start)
+    password = settings.db.app_password if role == "app" else settings.db.public_password
+    # The private cluster trusts loopback connections, so its roles need no password.
+    return owner.set(username=APP_ROLE if role == "app" else PUBLIC_ROLE, password=password)
+
+
+def session_options(settings: Settings, role: Role) -> dict[str, str]:
+    """Server settings of every connection of `role`'s pool: timeouts, and no JIT."""
+    timeout = (settings.db.public_statement_timeout_ms if role == "public"
+               else settings.db.statement_timeout_ms)
+    return {"statement_timeout": str(timeout),
+            "idle_in_transaction_session_timeout": str(settings.db.idle_in_transaction_timeout_ms)}
+
+
+def libpq_options(options: dict[str, str]) -> str:
+    """`options` as libpq's `-c name=value` string."""
+    return " ".join(f"-c {name}={value}" for name, value in options.items())
+
+
 def libpq_dsn(url: URL) -> str:
     """The same database as a plain postgresql:// DSN, for drivers other than SQLAlchemy's."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_engine(url: URL | str, *, pool_size: int = 5) -> Engine:
-    """Engine with pre-ping so the app survives a database restart."""
+def make_engine(url: URL | str, *, pool_size: int = 5,
+                options: dict[str, str] | None = None) -> Engine:
+    """Engine with pre-ping so the app survives a database restart; `options` per connection."""
+    connect_args = {"options": libpq_options(options)} if options else {}
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                         future=True)
+                         future=True, connect_args=connect_args)
 
 
 def _admin_engine(url: URL) -> Engine:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 from sqlalchemy import text
 
-from api.deps import get_session
+from api.deps import get_public_session, get_session
 from api.main import create_app
 from gis.coords import wgs84_to_gcj02
 from gis.public import facility_open, schedule_zh
@@ -71,7 +71,9 @@ def client(test_settings, session):
             {"n": name, "k": kind, "h": hours, "p": phone, "x": x, "y": y})
     session.flush()
     app = create_app(test_settings)
+    # The constructed city lives in this test's transaction: both pools read it.
     app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[get_public_session] = lambda: session
     with TestClient(app) as test_client:
         yield test_client
 
