@@ -46,6 +46,7 @@ from tipg.errors import (
 from tipg.factory import Endpoints
 from tipg.settings import DatabaseSettings, PostgresSettings
 
+from api.csv_safety import install_safe_csv
 from gis.db import database_url, libpq_dsn
 from gis.settings import Settings
 
@@ -206,6 +207,7 @@ def mount_ogc(app: FastAPI) -> None:
     # tipg reads these at import from TIPG_* variables; citygrid's choice is fixed here.
     tipg_collections.mvt_settings.set_mvt_layername = True
     tipg_factory.mvt_settings.set_mvt_layername = True
+    install_safe_csv()  # f=csv: formula-like text cells quoted (OWASP CSV injection)
     env = jinja2.Environment(loader=_LocalAssetsLoader("tipg", "templates"), autoescape=True)
     endpoints = Endpoints(
         title="citygrid 公共图层 OGC API", router_prefix=OGC_PREFIX,

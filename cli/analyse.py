@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
 from gis.db import database_url, make_engine, session_factory
 from gis.errors import CityGridError, InvalidInputError
+from gis.exports_safety import write_csv
 from gis.settings import Settings
 
 analyse_app = typer.Typer(help="Analysis: dead zones, hotspots, indicators, reports",
@@ -235,7 +236,7 @@ def indicators(
                               "closure_rate", "on_time_rate", "open_overdue",
                               "satisfaction_rate"]]), f"考核指标 {chosen.label_zh}", limit=50)
     if csv is not None:
-        table.to_csv(csv, index=False, encoding="utf-8-sig")
+        write_csv(table, csv, encoding="utf-8-sig")
         console.print(f"wrote {len(table)} rows to {csv}")
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from gis.coords import SUPPORTED_CRS, in_china, normalise_crs, to_wgs84_many, valid_lonlat
 from gis.errors import InvalidInputError, NotFoundError
+from gis.exports_safety import write_csv
 from gis.routing import (
     _KNN_CANDIDATES,
     CATEGORY_CODE,
@@ -692,8 +693,9 @@ def write_result(result: pd.DataFrame, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        # utf-8-sig so that Excel on a dispatcher's desk shows the Chinese names.
-        result.to_csv(tmp, index=False, encoding="utf-8-sig")
+        # utf-8-sig so that Excel on a dispatcher's desk shows the Chinese names; text cells
+        # that Excel would run as formulas (an uploaded cell, a zone operator) are quoted.
+        write_csv(result, tmp, encoding="utf-8-sig")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from gis.crs import STORAGE_SRID, check_inside_city, to_storage_crs
 from gis.errors import InvalidInputError, NotFoundError
+from gis.exports_safety import restore_frame, write_csv
 from gis.models import MODELS
 from gis.settings import CitySettings
 from layers.base import LayerSpec
@@ -113,8 +114,9 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
     # Excel in China saves CSV as GB18030 unless told otherwise; try UTF-8 (with BOM) first.
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
-                               skipinitialspace=True)
+            # Cells our own CSV export quoted against formula injection come back as typed.
+            return restore_frame(pd.read_csv(path, dtype=str, keep_default_na=False,
+                                             encoding=encoding, skipinitialspace=True))
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
@@ -588,7 +590,8 @@ def export_layer(conn: Connection | Session, spec: LayerSpec, path: Path, *,
             flat["lat"] = gdf.geometry.y.to_numpy()
         else:
             flat["wkt"] = shapely.to_wkt(gdf.geometry.to_numpy(), rounding_precision=-1)
-        flat.to_csv(path, index=False, encoding="utf-8")
+        # Text that a spreadsheet would run as a formula is quoted; numbers stay numbers.
+        write_csv(flat, path, encoding="utf-8")
     else:
         flat = _flat(gdf, spec)
         with warnings.catch_warnings():
