@@ -18,7 +18,7 @@ from gis.backup import dump_database, restore_database
 from gis.cluster import PrivateCluster
 from gis.db import database_url, ensure_database, make_engine
 from gis.errors import CityGridError
-from gis.migrate import upgrade
+from gis.migrate import set_role_passwords, upgrade
 from gis.settings import Settings
 
 app = typer.Typer(help="citygrid: 数字化城管 GIS platform", no_args_is_help=True)
@@ -90,6 +90,8 @@ def db_migrate() -> None:
             console.print(f"created database {url.database}")
         engine = make_engine(url)
         revision = upgrade(engine)
+        for role in set_role_passwords(engine, settings):
+            console.print(f"password of role {role} set from the environment")
         engine.dispose()
     except CityGridError as exc:
         raise fail(exc) from exc

@@ -6,8 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from gis.db import APP_ROLE, PUBLIC_ROLE
+from gis.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,3 +40,19 @@ def current_revision(engine: Engine) -> str | None:
         if not has_table:
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def set_role_passwords(engine: Engine, settings: Settings) -> list[str]:
+    """Give the runtime roles the passwords configured for an external server; names set."""
+    done = []
+    with engine.begin() as conn:
+        for role, password in ((APP_ROLE, settings.db.app_password),
+                               (PUBLIC_ROLE, settings.db.public_password)):
+            if password:
+                # ALTER ROLE takes no bind parameters: psycopg2.sql quotes name and literal.
+                statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password))
+                with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.execute(statement)
+                done.append(role)
+    return done
