@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
 from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
@@ -29,6 +30,8 @@ from api.routes import (
     routing,
     zones,
 )
+from api.routes.auth import login_throttle
+from api.security_headers import SecurityHeadersMiddleware
 from gis.db import database_url, make_engine, session_factory
 from gis.settings import Settings
 
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="citygrid", version="0.1.0", lifespan=lifespan,
                   description="数字化城管 GIS 平台 API (citygrid)", docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.login_throttle = login_throttle(settings.api)  # per process, see gis/throttle.py
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -75,6 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Pages embed their GeoJSON (the dispatcher desk ~3 MB, ~0.25 MB gzipped) and GeoJSON /
     # MVT answers compress 5-10x; responses that are already encoded (cached /map) pass as is.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    # Cross-site writes with the login cookie are refused before any route runs; the headers
+    # go on every answer, the refusals above included (added last: outermost).
+    app.add_middleware(CsrfMiddleware, settings=settings.api)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     document_errors(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -86,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             openapi_url=app.openapi_url or "/openapi.json", title="citygrid API 文档",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/vendor/leaflet/images/marker-icon.png")
+            swagger_favicon_url="/static/vendor/leaflet/images/marker-icon.png",
+            # No badge from validator.swagger.io: the page may load nothing from elsewhere.
+            swagger_ui_parameters={"validatorUrl": None})
 
     return app
