@@ -32,7 +32,7 @@ from api.routes import (
 )
 from api.routes.auth import login_throttle
 from api.security_headers import SecurityHeadersMiddleware
-from gis.db import database_url, make_engine, session_factory
+from gis.db import make_engine, role_url, session_factory, session_options
 from gis.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -44,15 +44,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url(settings), pool_size=settings.db.pool_size)
+        # Least privilege (migration 0012): staff and anonymous writes run as the runtime
+        # role, anonymous reads as the public role; the owner is for migrations and the CLI.
+        engine = make_engine(role_url(settings, "app"), pool_size=settings.db.pool_size,
+                             options=session_options(settings, "app"))
+        public_engine = make_engine(role_url(settings, "public"),
+                                    pool_size=settings.db.pool_size,
+                                    options=session_options(settings, "public"))
         app.state.engine = engine
         app.state.sessionmaker = session_factory(engine)
+        app.state.public_engine = public_engine
+        app.state.public_sessionmaker = session_factory(public_engine)
         try:
             await open_ogc(app, settings)
             yield
         finally:
             await close_ogc(app)
             engine.dispose()
+            public_engine.dispose()
 
     # docs_url/redoc_url off: FastAPI's defaults load Swagger UI from a CDN, which an
     # isolated government network cannot reach; /docs is served below from local assets.

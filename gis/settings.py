@@ -23,8 +23,24 @@ class DatabaseSettings(BaseSettings):
     )
     name: str = Field(default="citygrid", validation_alias="CITYGRID_DB_NAME")
     pool_size: int = Field(default=5, validation_alias="CITYGRID_DB_POOL_SIZE")
+    # The web app never runs as the owner above: staff routes and anonymous writes connect as
+    # the runtime role, anonymous reads as the public role (both created by migration 0012).
+    # By default their URLs are the owner's with the user (and password) swapped; set full
+    # URLs instead when an external server wants other hosts or passwords.
+    app_url: str | None = Field(default=None, validation_alias="CITYGRID_DB_APP_URL")
+    public_url: str | None = Field(default=None, validation_alias="CITYGRID_DB_PUBLIC_URL")
+    app_password: str | None = Field(default=None, validation_alias="CITYGRID_DB_APP_PASSWORD")
+    public_password: str | None = Field(default=None,
+                                        validation_alias="CITYGRID_DB_PUBLIC_PASSWORD")
+    # Per-statement limits, so one slow or hostile query cannot hold a pool connection.
+    statement_timeout_ms: int = Field(default=60_000, ge=100,
+                                      validation_alias="CITYGRID_DB_STATEMENT_TIMEOUT_MS")
+    public_statement_timeout_ms: int = Field(
+        default=5_000, ge=100, validation_alias="CITYGRID_DB_PUBLIC_STATEMENT_TIMEOUT_MS")
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000, ge=100, validation_alias="CITYGRID_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS")
 
-    @field_validator("url")
+    @field_validator("url", "app_url", "public_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept postgres:// and postgresql:// and use the psycopg2 driver."""
