@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import InvalidInputError
 
-AUDIT_ACTIONS = ("INSERT", "UPDATE", "DELETE", "BULK")
+AUDIT_ACTIONS = ("INSERT", "UPDATE", "DELETE", "BULK", "SIGN_IN")
 
 
 def read_audit(session: Session, *, table: str | None = None, row_key: str | None = None,
@@ -66,6 +66,6 @@ def record_sign_in(session: Session | Connection, *, username: str, event: str, 
     after = {"event": event, "address": _printable(address, 128), **(details or {})}
     session.execute(text(
         "INSERT INTO audit_log (actor, actor_role, action, table_name, row_key, after, request) "
-        "VALUES ('anonymous', 'public', 'INSERT', :t, :u, CAST(:s AS jsonb), :q)"),
+        "VALUES ('anonymous', 'public', 'SIGN_IN', :t, :u, CAST(:s AS jsonb), :q)"),
         {"t": SIGN_IN_TABLE, "u": _printable(username, 128), "s": json.dumps(after),
          "q": _printable(request, 500)})

@@ -148,7 +148,7 @@ def test_755_guesses_at_the_token_endpoint_are_not_all_evaluated(
         row = conn.execute(text(
             "SELECT actor, action, request, after FROM audit_log WHERE table_name = 'sign_in' "
             "AND row_key = :u AND after->>'event' = 'locked'"), {"u": user}).one()
-    assert row.actor == "anonymous" and row.action == "INSERT"
+    assert row.actor == "anonymous" and row.action == "SIGN_IN"
     assert row.request == "POST /auth/token"
     assert row.after == {"event": "locked", "address": "testclient", "failures": 5,
                          "locked_for_s": 30}
