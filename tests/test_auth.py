@@ -333,3 +333,12 @@ def test_map_page_of_a_grid_owner_is_not_shared(client: TestClient, two_grids: E
     assert LIGHT_MINE in owner_page and LIGHT_THEIRS not in owner_page
     # ... and the owner's page did not replace the one everybody else gets.
     assert LIGHT_THEIRS in client.get("/map", headers=headers_for(two_grids, "admin")).text
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "/\\evil.example", "/\t/evil.example",
+                                    "/\n/evil.example", "https://evil.example", "evil", ""])
+def test_login_next_is_never_an_open_redirect(target: str) -> None:
+    from api.routes.auth import _safe_next
+
+    assert _safe_next(target) == "/"
+    assert _safe_next("/cases?status=open") == "/cases?status=open"

@@ -166,8 +166,11 @@ def _throttled_json(exc: SignInThrottledError) -> JSONResponse:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect to another host would help phishing.
-    if not target or not target.startswith("/") or target.startswith("//"):
+    # Only same-site paths: an open redirect to another host would help phishing. Browsers
+    # read `\` as `/` and drop tabs and newlines, so `/\evil.com` and `/\t/evil.com` are
+    # `//evil.com` to them; any control character or backslash is refused outright.
+    if (not target or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
         return "/"
     return target
 
