@@ -106,7 +106,8 @@ SOURCES = {
     """,
     "subdistrict": "SELECT code, name, name, true, geom FROM subdistricts WHERE code = ANY(p_keys)",
     "community": "SELECT code, name, name, true, geom FROM communities WHERE code = ANY(p_keys)",
-    "compound": "SELECT id::text, name, name, true, geom FROM compounds WHERE id::text = ANY(p_keys)",
+    "compound": ("SELECT id::text, name, name, true, geom FROM compounds "
+                 "WHERE id::text = ANY(p_keys)"),
     "station": "SELECT id::text, name, name, true, geom FROM stations WHERE id::text = ANY(p_keys)",
     "facility": ("SELECT id::text, name, name, true, geom FROM facilities "
                  "WHERE id::text = ANY(p_keys)"),
