@@ -22,7 +22,9 @@ from api.routes import (
     assets,
     auth,
     cases,
+    geocoding,
     health,
+    hotspots,
     layers,
     open311,
     pages,
@@ -76,9 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layers.router)
     app.include_router(pages.router)
     app.include_router(routing.router)
+    app.include_router(geocoding.router)
     app.include_router(cases.router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
+    app.include_router(hotspots.router)
     app.include_router(public.router)
     app.include_router(open311.router)
     mount_ogc(app)

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from gis.coords import SUPPORTED_CRS, in_china, normalise_crs, to_wgs84_many, valid_lonlat
 from gis.errors import InvalidInputError, NotFoundError
 from gis.exports_safety import write_csv
+from gis.geocoding.batch import explain_refusals, geocode_addresses
 from gis.routing import (
     _KNN_CANDIDATES,
     CATEGORY_CODE,
@@ -597,6 +598,7 @@ def route_frame(conn: Connection, frame: pd.DataFrame, *, settings: RoutingSetti
     city = city or CitySettings()
     clock = _Clock(timings)
     frame = frame.reset_index(drop=True)
+    frame = geocode_addresses(conn, frame, city=city, aliases=ALIASES)  # address-only rows
     prepared = prepare(frame, default_crs=default_crs, settings=settings, city=city, now=now)
     clock.lap("checks and conversion")
     valid = prepared.index[prepared["reason"] == ""]
@@ -656,7 +658,7 @@ def route_frame(conn: Connection, frame: pd.DataFrame, *, settings: RoutingSetti
     for column in RESULT_COLUMNS:
         result[column] = out[column]
     clock.lap("result columns, owners, stall hours")
-    return result
+    return explain_refusals(result)
 
 
 def _open_zones(conn: Connection, routed: pd.DataFrame,

@@ -24,6 +24,7 @@ from gis.audit import record_bulk
 from gis.demo import DEFAULT_SEED, DISTRICT_CODE, METRIC_EPSG, STORAGE_EPSG
 from gis.demo.city import generate_city, to_storage
 from gis.errors import ConflictError
+from gis.geocoding.demo_addresses import write_demo_addresses
 from gis.settings import CitySettings
 from gis.zones.demo_sites import add_demo_sites
 
@@ -44,6 +45,9 @@ DEMO_ROWS: dict[str, str] = {
     "stall_zones": f"simulated AND district_code = '{DISTRICT_CODE}'",
     "cases": f"simulated AND case_no LIKE 'LX%' AND {_IN_DISTRICT}",
     "sensitive_sites": f"simulated AND {_IN_DISTRICT}",
+    "road_aliases": "simulated",
+    "compounds": f"simulated AND {_IN_DISTRICT}",
+    "doorplates": f"simulated AND {_IN_DISTRICT}",
 }
 # User rows that may point at demo grids (table, key column, reference column).
 _GRID_REFERENCES = [("streetlights", "code"), ("manhole_covers", "code"), ("cases", "id")]
@@ -84,6 +88,9 @@ def load_demo(engine: Engine, *, seed: int = DEFAULT_SEED, progress: bool = True
         # planner's distance rules have something to check against.
         sites = add_demo_sites(Session(bind=conn), city=CitySettings(), seed=seed)
         counts["sensitive_sites"] = sum(sites.values())
+        counts.update(write_demo_addresses(  # doorplates (门牌) and compounds for geocoding
+            conn, roads_m=city.roads, communities_m=city.communities,
+            outline_m=city.districts.geometry.iat[0], metric_epsg=METRIC_EPSG, seed=seed))
         conn.execute(text("SELECT set_config('citygrid.audit', 'on', true)"))
         record_bulk(conn, actor=f"cli:demo load (seed {seed})", table="*demo*", summary=counts)
         for table in DEMO_ROWS:  # fresh statistics, or the first queries plan for empty tables
@@ -182,7 +189,8 @@ def _delete_demo(conn: Connection) -> dict[str, list[Any]]:
         f"DELETE FROM zone_grids WHERE grid_code IN ({demo_grids}) RETURNING zone_id")).scalars())
     # cases.repeat_of is indexed (migration 0006): without it each deleted case cost the FK
     # check a scan of the whole table (50 s for the demo year instead of 1 s).
-    for table in ["cases", "streetlights", "manhole_covers", "facilities", "stations",
+    for table in ["doorplates", "compounds", "road_aliases",
+                  "cases", "streetlights", "manhole_covers", "facilities", "stations",
                   "stall_zones", "sensitive_sites", "roads", "grid_cells", "communities",
                   "subdistricts"]:
         conn.execute(text(f"DELETE FROM {table} WHERE {DEMO_ROWS[table]}"))

@@ -12,8 +12,9 @@ Create Date: 2026-12-04
 * `gazetteer`: every name an address may cite, one row per (kind, source, name), kept current
   by statement triggers on the source tables (roads, aliases, subdistricts, communities,
   compounds, stations, facilities, stall zones, sensitive sites), so an edit and its gazetteer
-  rows commit or roll back together. `gazetteer_version` counts changes, so a process may
-  cache the gazetteer and notice when it is stale. pg_trgm indexes the names for fuzzy search.
+  rows commit or roll back together. `gazetteer_version` counts changes (doorplates' too), so
+  a process may cache names and doorplates and notice when they are stale. pg_trgm indexes
+  the names for fuzzy search.
 
 The refresh functions are SECURITY DEFINER: whichever role edits a layer (the app, a grid
 owner's scoped role) updates the gazetteer through them without holding rights on it.
@@ -92,7 +93,10 @@ CREATE TABLE gazetteer_version (
     version bigint NOT NULL,
     changed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO gazetteer_version (version) VALUES (0);
+-- From a sequence, not version + 1: a rolled-back edit must not leave a number that a later
+-- edit reuses, or a cache built inside the rolled-back transaction would look current.
+CREATE SEQUENCE gazetteer_version_seq;
+INSERT INTO gazetteer_version (version) VALUES (nextval('gazetteer_version_seq'));
 """
 
 # kind -> SQL selecting (source_key, name, canonical, public, geom) for keys = ANY($1).
@@ -127,6 +131,8 @@ TRIGGERS = {
     "facilities": ("facility", "id::text"),
     "stall_zones": ("stall_zone", "id::text"),
     "sensitive_sites": ("site", "id::text"),
+    # Not in the gazetteer: the refresh finds no branch for it and only bumps the version.
+    "doorplates": ("doorplate", "id::text"),
 }
 
 
@@ -147,7 +153,8 @@ def _refresh_function() -> str:
                 AND g.source_key = ANY(p_keys);
             {branches}
             END IF;
-            UPDATE gazetteer_version SET version = version + 1, changed_at = now();
+            UPDATE gazetteer_version SET version = nextval('gazetteer_version_seq'),
+                changed_at = now();
         END $$
     """
 
@@ -210,3 +217,4 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS gazetteer_refresh(text, text[])")
     op.execute("DROP TABLE IF EXISTS gazetteer_version, gazetteer, doorplates, compounds, "
                "road_aliases")
+    op.execute("DROP SEQUENCE IF EXISTS gazetteer_version_seq")

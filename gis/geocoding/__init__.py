@@ -1,0 +1,12 @@
+"""Geocoding (地理编码): Chinese address text in, a point, its match level and its grid out.
+
+Owns: address normalisation and parsing (`normalize`, `parse`), the in-memory index over the
+gazetteer and doorplate tables of migration 0015 (`index`), matching with a score and an
+explained level (`match`), the session-facing service with grid routing and reverse geocoding
+(`service`), pre-geocoding of batch frames (`batch`) and the demo city's simulated doorplates
+and compounds (`demo_addresses`).
+
+May import: `gis.coords`, `gis.errors`, `gis.settings`, `gis.routing`, `gis.routing_settings`,
+shapely / pyproj / numpy / pandas, `cpca` (administrative prefixes) and `rapidfuzz` (fuzzy
+names). Nothing here commits: the caller owns the transaction.
+"""
