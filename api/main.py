@@ -24,6 +24,7 @@ from api.routes import (
     cases,
     geocoding,
     health,
+    hotspots,
     layers,
     open311,
     pages,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases.router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
+    app.include_router(hotspots.router)
     app.include_router(public.router)
     app.include_router(open311.router)
     mount_ogc(app)

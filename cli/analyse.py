@@ -193,22 +193,34 @@ def hotspots(
     category: list[str] = typer.Option(None, help="category code (repeatable)"),
     resolution: int = typer.Option(9, help="H3 resolution"),
     repeat_weight: float = typer.Option(0.5, help="extra weight of a repeat complaint"),
-    bbox: str = typer.Option(None, help=BBOX_HELP + " (default: the city)"),
+    area: str = typer.Option(None, help="study area: district (6 digits), street (9) or "
+                             "community (12) code (default: every district)"),
+    bbox: str = typer.Option(None, help=BBOX_HELP + " clipping the study area"),
+    permutations: int = typer.Option(9999, help="permutations of the pseudo p-values"),
+    seed: int = typer.Option(12345, help="permutation seed"),
+    min_cases: int = typer.Option(3, help="complaints a cell needs to be labelled hot"),
     out: Path = typer.Option(None, help="write the cells as GeoJSON here"),
 ) -> None:
-    """Complaint hotspots on H3 cells with Getis-Ord Gi* (FDR-corrected)."""
+    """Complaint hotspot neighbourhoods on H3 cells: Gi*, permutations, FDR."""
     from gis.analysis.hotspots import find_hotspots
 
     stop = _moment(end)
-    with _session() as (session, settings):
-        [spots] = _run([(f"hotspots, {days} days to {stop:%Y-%m-%d %H:%M}",
-                         lambda _: find_hotspots(
-                             session, start=stop - dt.timedelta(days=days), end=stop,
-                             bbox=_bbox(bbox) or settings.city.bbox, categories=category,
-                             resolution=resolution, repeat_weight=repeat_weight))])
+    with _session() as (session, _settings):
+        [run] = _run([(f"hotspots, {days} days to {stop:%Y-%m-%d %H:%M}",
+                       lambda _: find_hotspots(
+                           session, start=stop - dt.timedelta(days=days), end=stop,
+                           area_code=area, bbox=_bbox(bbox), categories=category,
+                           resolution=resolution, repeat_weight=repeat_weight,
+                           permutations=permutations, seed=seed, min_cases=min_cases))])
+    spots = run.cells
     hot = spots[spots["hotspot"]]
-    _show(pd.DataFrame(hot[["cell", "cases", "repeats", "weight", "z", "p_fdr", "label"]]),
-          f"投诉热点: {len(hot)} hot cells of {len(spots)} with complaints")
+    _show(pd.DataFrame(hot[["cell", "cases", "repeats", "weight", "z", "p_sim", "p_fdr",
+                            "label"]]),
+          f"投诉热点区域: {len(hot)} hot cells of {len(spots)} shown")
+    console.print(f"研究区: {run.about.study_area}")
+    console.print(f"方法: {run.about.method}")
+    for note in run.about.notes:
+        console.print(note)
     _write_geojson(spots, out)
 
 

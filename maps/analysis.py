@@ -20,6 +20,7 @@ import pandas as pd
 from branca.element import Element, Figure
 from folium.plugins import HeatMap
 
+from gis.analysis.about import AnalysisAbout
 from gis.analysis.labels import (
     COUNT_LABELS,
     COVER_STATE_LABELS,
@@ -30,6 +31,7 @@ from gis.analysis.labels import (
     RISK_LABELS,
     ReportData,
 )
+from maps.analysis_about import add_about
 from maps.charts import ranking_chart, trend_chart
 from maps.escaping import EscapedGeoJsonTooltip, Markup, TextTooltip, escape
 from maps.popups import to_web
@@ -146,19 +148,26 @@ def coverage_map(cells: gpd.GeoDataFrame, *, center: tuple[float, float], title:
 
 def hotspots_map(spots: gpd.GeoDataFrame, *, center: tuple[float, float], title: str,
                  points: Sequence[tuple[float, float]] = (),
+                 about: AnalysisAbout | None = None,
                  context: dict[str, gpd.GeoDataFrame] | None = None,
                  m: folium.Map | None = None) -> folium.Map:
-    """H3 cells coloured by Gi* confidence bin, plus an optional heat map of case points."""
+    """H3 cells coloured by the class they may carry, plus an optional heat map of cases.
+
+    The legend lists only the classes present in `spots` (``hot_class``): a class the data
+    did not produce is not offered to the reader.
+    """
     m = m or analysis_map(center=center, title=title)
     add_context(m, context)
     shown = _table(spots, {"cell": "H3 单元", "cases": "投诉数", "repeats": "重复投诉",
-                           "weight": "加权数", "z": "Gi* z 值", "p_fdr": "校正 p 值",
-                           "label": "判定"})
+                           "weight": "加权数", "z": "Gi* z 值", "p_sim": "置换 p 值",
+                           "p_fdr": "FDR 校正 p 值", "label": "判定"})
+    classes: list[int] = []
     if not spots.empty:
-        bins = spots["gi_bin"].to_numpy()
+        bins = spots["hot_class"].to_numpy()
+        classes = sorted({int(b) for b in bins}, reverse=True)
         shown = shown.assign(_color=[GI_COLORS[int(b)] for b in bins])
         folium.GeoJson(
-            shown.__geo_interface__, name="投诉热点 (Gi*)",
+            shown.__geo_interface__, name="投诉热点区域 (Gi*)",
             style_function=lambda f: {"color": "#666", "weight": 0.4, "fillOpacity": 0.7,
                                       "fillColor": f["properties"]["_color"]},
             tooltip=EscapedGeoJsonTooltip(fields=[c for c in shown.columns
@@ -167,8 +176,11 @@ def hotspots_map(spots: gpd.GeoDataFrame, *, center: tuple[float, float], title:
     if len(points):
         HeatMap([[lat, lon] for lon, lat in points], name="投诉热力图", radius=12, blur=15,
                 show=False).add_to(m)
-    add_legend(m, "Getis-Ord Gi* 热点 (FDR 校正)",
-               [(GI_COLORS[b], GI_BIN_LABELS[b]) for b in (3, 2, 1, 0, -1, -2, -3)])
+    add_legend(m, "Getis-Ord Gi* 热点区域 (置换检验, FDR 校正)",
+               [(GI_COLORS[b], GI_BIN_LABELS[b]) for b in classes] or
+               [(GI_COLORS[0], "时间窗内无投诉")])
+    if about is not None:
+        add_about(m, about)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 

@@ -116,7 +116,9 @@ def test_hotspots(cli: CliRunner, tmp_path: Path) -> None:
     assert sum(c["properties"]["cases"] for c in cells) == 3  # the week's three cases
     assert {c["geometry"]["type"] for c in cells} == {"Polygon"}
     assert "hotspots,7daysto2024-05-1300:00" in flat(result.output)
-    assert f"hotcellsof{len(cells)}withcomplaints" in flat(result.output)
+    assert f"hotcellsof{len(cells)}shown" in flat(result.output)
+    assert "研究区:测试区（范围框内部分）(379901)" in flat(result.output)
+    assert "Gi*" in result.output and "FDR" in result.output
 
 
 def test_indicators_csv(cli: CliRunner, tmp_path: Path) -> None:

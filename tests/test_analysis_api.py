@@ -125,6 +125,14 @@ def test_hotspots_geojson(client: TestClient, city) -> None:
     body = AnalysisFeatures.model_validate(r.json())
     assert sum(f["properties"]["cases"] for f in body.features) == 3
     assert body.features[0]["geometry"]["type"] == "Polygon"
+    assert body.about is not None
+    assert body.about["study_area"].startswith("测试区（范围框内部分） (379901)")
+    assert body.about["as_of"] == "2024-05-13T00:00:00+08:00"
+    assert "Gi*" in body.about["method"] and body.parameters["permutations"] == 9999
+    # Three complaints cannot make a hot neighbourhood: every cell says so.
+    assert {f["properties"]["label"] for f in body.features} == {"不显著"}
+    r = client.get("/analysis/hotspots", params={"bbox": BBOX_Q, "area": "379901999"})
+    assert r.status_code == 404, r.text
 
 
 def test_indicators_json(client: TestClient, city) -> None:

@@ -29,7 +29,7 @@ PAGES = {
                                    "亮灯死角"),
     "/analysis/map/coverage-gaps": ({"threshold_m": 500},
                                     ["服务盲区", "已覆盖网格", "社区城管工作站"], "工作站覆盖"),
-    "/analysis/map/hotspots": (HOTSPOT_Q, ["投诉热点 (Gi*)", "投诉热力图"], "Gi*"),
+    "/analysis/map/hotspots": (HOTSPOT_Q, ["投诉热点区域 (Gi*)", "投诉热力图"], "Gi*"),
     "/analysis/map/cover-risk": ({}, ["高风险井盖", "中风险井盖"], "井盖隐患"),
 }
 
@@ -58,6 +58,10 @@ def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Sess
                 assert plain.encode("ascii", "backslashreplace").decode() in html, (path, name)
         heat = client.get("/analysis/map/hotspots", params={"bbox": BBOX_Q, **HOTSPOT_Q}).text
         assert "/static/vendor/folium/leaflet_heat.min.js" in heat
+        # Only the classes the data produced are offered; the method box says how.
+        assert "不显著" in heat and "热点区域 99%" not in heat and "冷点区域" not in heat
+        assert "方法说明" in heat and "研究区：测试区" in heat
+        assert "数据截至：2024-05-13 00:00" in heat
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Analysis routes: GeoJSON per analysis, offline map pages, indicator tables, reports.
 
-Data: /analysis/dark-streets, /analysis/coverage-gaps, /analysis/hotspots,
+Data: /analysis/dark-streets, /analysis/coverage-gaps, /analysis/hotspots (api.routes.hotspots),
 /analysis/cover-risk (GeoJSON FeatureCollections with a `summary` member) and
 /analysis/indicators (JSON). Pages: /analysis/map/{dark-streets|coverage-gaps|hotspots|
 cover-risk} and /reports/{daily|weekly|monthly} (with /reports/{period}/trend.png).
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api.auth import staff_only
 from api.deps import BBoxDep, SessionDep, SettingsDep
 from api.params import SaneDate, SaneDatetime
+from gis.analysis.about import AnalysisAbout
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
 from gis.analysis.dark_streets import (
@@ -30,7 +31,6 @@ from gis.analysis.dark_streets import (
     find_dark_streets_kdtree,
     summarise_dark_streets,
 )
-from gis.analysis.hotspots import find_hotspots
 from gis.analysis.indicators import count_indicators, indicator_table
 from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES
 from gis.analysis.reports import build_report
@@ -43,7 +43,6 @@ from maps.analysis import (
     cover_risk_map,
     coverage_map,
     dark_streets_map,
-    hotspots_map,
     render_report,
 )
 from maps.assets import render_html
@@ -67,6 +66,8 @@ class AnalysisFeatures(BaseModel):
     numberReturned: int  # OGC API Features spells it so
     summary: list[dict[str, Any]] = Field(description="per-area summary rows")
     parameters: dict[str, Any]
+    about: dict[str, Any] | None = Field(
+        default=None, description="method, parameters, study area and as-of time")
 
 
 class IndicatorRow(BaseModel):
@@ -133,33 +134,8 @@ class CoverageParams:
         description="summary level")] = "district"
 
 
-@dataclass
-class HotspotParams:
-    """Hotspot options; the window ends at `end` (default now) and lasts `days`."""
-
-    end: Annotated[SaneDatetime | None, Query(description="window end (default now)")] = None
-    days: Annotated[int, Query(ge=1, le=366, description="window length in days")] = 30
-    category: Annotated[list[str] | None, Query(description="category codes, e.g. 0504")] = None
-    resolution: Annotated[int, Query(ge=5, le=12, description="H3 resolution")] = 9
-    k: Annotated[int, Query(ge=1, le=5, description="Gi* neighbourhood in rings")] = 1
-    repeat_weight: Annotated[float, Query(ge=0, le=10, description="extra weight of a "
-                                          "repeat complaint")] = 0.5
-
-    def window(self) -> tuple[dt.datetime, dt.datetime]:
-        """[start, end) of the window, timezone-aware."""
-        end = self.end or dt.datetime.now(CHINA_TZ)
-        try:
-            # In city time: PostgreSQL refuses offsets past ±15:59 that Python accepts.
-            end = end.replace(tzinfo=CHINA_TZ) if end.tzinfo is None else end.astimezone(CHINA_TZ)
-            return end - dt.timedelta(days=self.days), end
-        except OverflowError:
-            raise InvalidInputError(f"end={self.end} minus days={self.days} is outside the "
-                                    f"calendar (years 1 to 9999)") from None
-
-
 DarkStreetDep = Annotated[DarkStreetParams, Depends()]
 CoverageDep = Annotated[CoverageParams, Depends()]
-HotspotDep = Annotated[HotspotParams, Depends()]
 PeriodName = Literal["daily", "weekly", "monthly"]
 
 
@@ -180,7 +156,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
-                parameters: dict[str, Any]) -> GeoJSONResponse:
+                parameters: dict[str, Any], *, about: AnalysisAbout | None = None
+                ) -> GeoJSONResponse:
     geometry = gdf.geometry.name
     properties = _records(pd.DataFrame(gdf.drop(columns=geometry)))
     shapes = gdf.geometry.to_crs(4326) if len(gdf) else gdf.geometry
@@ -190,7 +167,8 @@ def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
                 for props, shape in zip(properties, shapes, strict=True)]
     body = AnalysisFeatures(features=features, numberReturned=len(features),
                             summary=_records(summary),
-                            parameters={k: _json_safe(v) for k, v in parameters.items()})
+                            parameters={k: _json_safe(v) for k, v in parameters.items()},
+                            about=about.as_dict() if about else None)
     return GeoJSONResponse(body.model_dump())
 
 
@@ -232,21 +210,6 @@ def coverage_gaps(session: SessionDep, settings: SettingsDep, params: CoverageDe
     if params.gaps_only:
         cells = cells[~cells["covered"]]
     return _collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox})
-
-
-@router.get("/analysis/hotspots", response_model=AnalysisFeatures,
-            response_class=GeoJSONResponse, summary="投诉热点 (Gi* hotspots on H3 cells)")
-def hotspots(session: SessionDep, settings: SettingsDep, params: HotspotDep,
-             bbox: BBoxDep) -> GeoJSONResponse:
-    """H3 cells with complaints or significant Gi*; study area = bbox (default: the city)."""
-    start, end = params.window()
-    spots = find_hotspots(session, start=start, end=end, bbox=bbox.bounds() or settings.city.bbox,
-                          categories=params.category, resolution=params.resolution,
-                          k=params.k, repeat_weight=params.repeat_weight)
-    summary = spots[spots["hotspot"]][["cell", "cases", "repeats", "weight", "z", "p_fdr",
-                                       "label"]]
-    return _collection(spots, summary, {**params.__dict__, "start": start, "end": end,
-                                        "bbox": bbox.bbox})
 
 
 @router.get("/analysis/cover-risk", response_model=AnalysisFeatures,
@@ -335,27 +298,6 @@ def coverage_page(session: SessionDep, settings: SettingsDep, params: CoverageDe
                      threshold_m=params.threshold_m,
                      stations=read_layer(session, LAYERS["stations"]),
                      context=_context(session, bbox.bounds(), ("districts", "roads")))
-    return _page(render_html(m, title=title))
-
-
-@router.get("/analysis/map/hotspots", response_class=HTMLResponse,
-            summary="投诉热点地图 (page)")
-def hotspots_page(session: SessionDep, settings: SettingsDep, params: HotspotDep,
-                  bbox: BBoxDep) -> HTMLResponse:
-    """Gi* hotspot cells and a heat map of the complaints on an offline map page."""
-    start, end = params.window()
-    area = bbox.bounds() or settings.city.bbox
-    spots = find_hotspots(session, start=start, end=end, bbox=area,
-                          categories=params.category, resolution=params.resolution,
-                          k=params.k, repeat_weight=params.repeat_weight)
-    cases = read_layer(session, LAYERS["cases"], bbox=area)
-    if not cases.empty:
-        reported = pd.to_datetime(cases["reported_at"], utc=True)
-        cases = cases[(reported >= start) & (reported < end)]
-    points = list(zip(cases.geometry.x.round(6), cases.geometry.y.round(6), strict=True))
-    title = f"{settings.city.name} 投诉热点（近 {params.days} 天）"
-    m = hotspots_map(spots, center=settings.city.center, title=title, points=points,
-                     context=_context(session, bbox.bounds(), ("districts",)))
     return _page(render_html(m, title=title))
 
 

@@ -28,9 +28,10 @@ COUNT_LABELS = {"accepted": "受理数", "filed": "立案数", "dispatched": "�
                 "open_overdue": "超期未结数"}
 GROUP_LABELS = {"city": "全市", "district": "区", "street": "街道", "grid": "单元网格",
                 "owner": "责任单位", "category": "案件类别"}
-# Confidence bins as ArcGIS reports them: ±3 = 99 %, ±2 = 95 %, ±1 = 90 % (FDR-adjusted p).
-GI_BIN_LABELS = {3: "热点 99%", 2: "热点 95%", 1: "热点 90%", 0: "不显著",
-                 -1: "冷点 90%", -2: "冷点 95%", -3: "冷点 99%"}
+# Confidence bins as ArcGIS reports them: ±3 = 99 %, ±2 = 95 %, ±1 = 90 % (FDR-adjusted
+# pseudo p). Gi* tests the neighbourhood, so the label names a 区域, not the cell alone.
+GI_BIN_LABELS = {3: "热点区域 99%", 2: "热点区域 95%", 1: "热点区域 90%", 0: "不显著",
+                 -1: "冷点区域 90%", -2: "冷点区域 95%", -3: "冷点区域 99%"}
 RISK_LABELS = {"high": "高", "medium": "中"}
 COVER_STATE_LABELS = {"damaged": "破损", "missing": "丢失"}
 PERIOD_LABELS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}

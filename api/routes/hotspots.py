@@ -1,0 +1,111 @@
+"""Hotspot routes: /analysis/hotspots (GeoJSON) and /analysis/map/hotspots (page).
+
+The study area is a district, street or community polygon (`area`, default every district),
+clipped by the optional bbox; each answer carries the method, parameters, study area and
+as-of time (`about`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
+
+from api.auth import staff_only
+from api.deps import BBoxDep, SessionDep, SettingsDep
+from api.params import SaneDatetime
+from api.routes.analysis import AnalysisFeatures, GeoJSONResponse, _collection, _context, _page
+from gis.analysis.common import CHINA_TZ
+from gis.analysis.gi_star import DEFAULT_MIN_CASES, DEFAULT_PERMUTATIONS, DEFAULT_SEED
+from gis.analysis.hotspots import HotspotResult, find_hotspots
+from gis.errors import InvalidInputError
+from layers.query import read_layer
+from layers.registry import LAYERS
+from maps.analysis import hotspots_map
+from maps.assets import render_html
+
+router = APIRouter(tags=["analysis"], dependencies=[staff_only])
+
+
+@dataclass
+class HotspotParams:
+    """Hotspot options; the window ends at `end` (default now) and lasts `days`."""
+
+    end: Annotated[SaneDatetime | None, Query(description="window end (default now)")] = None
+    days: Annotated[int, Query(ge=1, le=366, description="window length in days")] = 30
+    area: Annotated[str | None, Query(
+        pattern=r"^(\d{6}|\d{9}|\d{12})$",
+        description="study area: district (6 digits), street (9) or community (12) code; "
+                    "default every district")] = None
+    category: Annotated[list[str] | None, Query(description="category codes, e.g. 0504")] = None
+    resolution: Annotated[int, Query(ge=5, le=12, description="H3 resolution")] = 9
+    k: Annotated[int, Query(ge=1, le=5, description="Gi* neighbourhood in rings")] = 1
+    repeat_weight: Annotated[float, Query(ge=0, le=10, description="extra weight of a "
+                                          "repeat complaint")] = 0.5
+    permutations: Annotated[int, Query(ge=99, le=99_999, description="permutations of the "
+                                       "pseudo p-values")] = DEFAULT_PERMUTATIONS
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="permutation seed")
+                    ] = DEFAULT_SEED
+    min_cases: Annotated[int, Query(ge=1, le=1000, description="complaints a cell needs of "
+                                    "its own to be labelled hot")] = DEFAULT_MIN_CASES
+    inference: Annotated[Literal["total", "conditional"], Query(
+        description="total: random whole neighbourhoods; conditional: esda's draws holding "
+                    "the cell fixed")] = "total"
+
+    def window(self) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) of the window, timezone-aware."""
+        end = self.end or dt.datetime.now(CHINA_TZ)
+        try:
+            # In city time: PostgreSQL refuses offsets past ±15:59 that Python accepts.
+            end = end.replace(tzinfo=CHINA_TZ) if end.tzinfo is None else end.astimezone(CHINA_TZ)
+            return end - dt.timedelta(days=self.days), end
+        except OverflowError:
+            raise InvalidInputError(f"end={self.end} minus days={self.days} is outside the "
+                                    f"calendar (years 1 to 9999)") from None
+
+
+HotspotDep = Annotated[HotspotParams, Depends()]
+
+
+def _run(session: SessionDep, params: HotspotParams, bbox: BBoxDep) -> HotspotResult:
+    start, end = params.window()
+    return find_hotspots(session, start=start, end=end, area_code=params.area,
+                         bbox=bbox.bounds(), categories=params.category,
+                         resolution=params.resolution, k=params.k,
+                         repeat_weight=params.repeat_weight, permutations=params.permutations,
+                         seed=params.seed, min_cases=params.min_cases,
+                         inference=params.inference)
+
+
+@router.get("/analysis/hotspots", response_model=AnalysisFeatures,
+            response_class=GeoJSONResponse, summary="投诉热点区域 (Gi* on H3 cells)")
+def hotspots(session: SessionDep, params: HotspotDep, bbox: BBoxDep) -> GeoJSONResponse:
+    """H3 cells of the study area with complaints or a significant class; `about` says how."""
+    run = _run(session, params, bbox)
+    spots = run.cells
+    summary = spots[spots["hotspot"]][["cell", "cases", "repeats", "weight", "z", "p_sim",
+                                       "p_fdr", "label"]]
+    return _collection(spots, summary, {**run.about.parameters, "bbox": bbox.bbox},
+                       about=run.about)
+
+
+@router.get("/analysis/map/hotspots", response_class=HTMLResponse,
+            summary="投诉热点区域地图 (page)")
+def hotspots_page(session: SessionDep, settings: SettingsDep, params: HotspotDep,
+                  bbox: BBoxDep) -> HTMLResponse:
+    """Hotspot neighbourhoods and a heat map of the complaints on an offline map page."""
+    run = _run(session, params, bbox)
+    start, end = params.window()
+    cases = read_layer(session, LAYERS["cases"], bbox=bbox.bounds())
+    if not cases.empty:
+        reported = pd.to_datetime(cases["reported_at"], utc=True)
+        cases = cases[(reported >= start) & (reported < end)]
+    points = list(zip(cases.geometry.x.round(6), cases.geometry.y.round(6), strict=True))
+    title = f"{settings.city.name} 投诉热点区域（近 {params.days} 天）"
+    m = hotspots_map(run.cells, center=settings.city.center, title=title, points=points,
+                     about=run.about, context=_context(session, bbox.bounds(), ("districts",)))
+    return _page(render_html(m, title=title))
