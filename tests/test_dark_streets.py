@@ -185,3 +185,17 @@ def test_options_are_checked(session: Session) -> None:
         find_dark_streets(session, threshold_m=30, step_m=50)
     with pytest.raises(InvalidInputError, match="threshold_m"):
         find_dark_streets(session, threshold_m=0)
+
+
+@pytest.mark.parametrize("step_m", [5, 3, 7])
+def test_both_methods_agree_with_an_odd_integer_step(session: Session, lit_street,
+                                                     step_m: int) -> None:
+    # The step arrives as a Python int from the API's default: PostgreSQL divided it in
+    # integer arithmetic (5 / 2 = 2), so the PostGIS path reported less dark length.
+    columns = ["road_id", "start_m", "end_m", "gap_m", "dark_m", "max_distance_m", "samples"]
+    postgis = find_dark_streets(session, threshold_m=30, step_m=step_m, bbox=BBOX,
+                                metric_epsg=METRIC)[columns].sort_values(columns[:2])
+    kdtree = find_dark_streets_kdtree(session, threshold_m=30, step_m=step_m, bbox=BBOX,
+                                      metric_epsg=METRIC)[columns].sort_values(columns[:2])
+    assert len(postgis) == len(kdtree) == 2
+    np.testing.assert_allclose(postgis.to_numpy(float), kdtree.to_numpy(float), atol=0.01)

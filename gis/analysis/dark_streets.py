@@ -107,7 +107,7 @@ WITH road AS (
     FROM run u JOIN road r ON r.id = u.road_id
 )
 SELECT road_id, name AS road_name, street_class, start_m, end_m, end_m - start_m AS gap_m,
-       least(last_pos + :step / 2, len) - greatest(first_pos - :step / 2, 0) AS dark_m,
+       least(last_pos + :step / 2.0, len) - greatest(first_pos - :step / 2.0, 0) AS dark_m,
        CASE WHEN no_light THEN NULL ELSE max_dist END AS max_distance_m, samples,
        ST_Transform(ST_LineSubstring(g, start_m / len, end_m / len), 4326) AS geom
 FROM gap
@@ -154,7 +154,9 @@ def find_dark_streets(
     """
     options = DarkStreetOptions(threshold_m, step_m)
     sql = _POSTGIS_SQL.format(bbox=bbox_filter("r.geom"), working=WORKING_LIGHT)
-    params = {"srid": metric_epsg, "step": options.step_m, "threshold": options.threshold_m,
+    # Floats, always: an int step would make PostgreSQL divide in integer arithmetic.
+    params = {"srid": metric_epsg, "step": float(options.step_m),
+              "threshold": float(options.threshold_m),
               **bbox_params(bbox)}
     gaps = gpd.read_postgis(text(sql), session.connection(), geom_col="geom", params=params)
     return _with_areas(session, _tidy(gaps))
