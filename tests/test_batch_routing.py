@@ -163,9 +163,19 @@ def test_xlsx_export_is_read(city: Session, tmp_path: Path) -> None:
 
 def test_file_without_coordinate_columns_is_refused(city: Session, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("地址,类别\n泉城路1号,0505\n", encoding="utf-8")
-    with pytest.raises(InvalidInputError, match=r"no x / y column.*地址"):
+    path.write_text("描述,类别\n垃圾,0505\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"no x / y column.*描述"):
         route_file(city.connection(), path, settings=SETTINGS, city=CITY)
+
+
+def test_file_with_only_addresses_is_geocoded_row_by_row(city: Session, tmp_path: Path) -> None:
+    # An address column stands in for coordinates (gis.geocoding.batch); an address that
+    # matches nothing says so in its row instead of failing the file.
+    path = tmp_path / "addresses.csv"
+    path.write_text("地址,类别\n火星路1号,0505\n", encoding="utf-8")
+    out = pd.read_csv(route_file(city.connection(), path, settings=SETTINGS, city=CITY),
+                      dtype=str, keep_default_na=False)
+    assert out["reason"][0].startswith("address not geocoded")
 
 
 def test_api_routes_one_point_and_refuses_bad_input(test_settings, engine) -> None:  # type: ignore[no-untyped-def]

@@ -337,6 +337,36 @@ function locate() {
   }).catch(function (err) { setResult(box, "bad", "请求失败：" + err.message); });
 }
 $("cg-form").addEventListener("submit", function (ev) { ev.preventDefault(); locate(); });
+
+// ---- address search (地理编码): candidates from GET /geocode, the chosen one is located ------
+var GEO_LEVELS = {doorplate: "门牌", interpolated: "门牌内插", intersection: "路口",
+                  landmark: "地标", road: "道路", community: "社区"};
+function pickCandidate(c) {
+  $("cg-x").value = c.lon.toFixed(7);
+  $("cg-y").value = c.lat.toFixed(7);
+  $("cg-crs").value = "wgs84";
+  locate();
+}
+function searchAddress() {
+  var q = $("cg-address").value.trim(), list = $("cg-geo-list"), box = $("cg-geo-status");
+  list.innerHTML = "";
+  if (!q) { setResult(box, "bad", "请输入地址"); return; }
+  setResult(box, "", "正在查找…");
+  getJSON("/geocode?route=false&limit=5&q=" + encodeURIComponent(q)).then(function (r) {
+    setResult(box, r.confident ? "ok" : "bad", r.message);
+    list.setAttribute("data-count", r.candidates.length);
+    r.candidates.forEach(function (c, i) {
+      var li = document.createElement("li");
+      li.innerHTML = "<b>" + esc(c.name) + "</b> " + esc(GEO_LEVELS[c.level] || c.level) +
+        " · " + esc(c.score.toFixed(2)) + "<br><small>" + esc(c.why) + "</small>";
+      li.setAttribute("data-level", c.level);
+      li.addEventListener("click", function () { pickCandidate(c); });
+      list.appendChild(li);
+      if (i === 0 && r.confident) { pickCandidate(c); }
+    });
+  }).catch(function (err) { setResult(box, "bad", "查找失败：" + err.message); });
+}
+$("cg-geo-form").addEventListener("submit", function (ev) { ev.preventDefault(); searchAddress(); });
 map.on("click", function (e) {
   $("cg-x").value = e.latlng.lng.toFixed(6);
   $("cg-y").value = e.latlng.lat.toFixed(6);
