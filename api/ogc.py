@@ -39,14 +39,8 @@ from tipg import collections as tipg_collections
 from tipg import factory as tipg_factory
 from tipg.collections import Catalog, Collection, PgCollection, pg_get_collection_index
 from tipg.database import close_db_connection, connect_to_db
-from tipg.dependencies import filter_query
-from tipg.errors import (
-    DEFAULT_STATUS_CODES,
-    MissingDatetimeColumn,
-    PostgresError,
-    add_exception_handlers,
-)
-from tipg.factory import Endpoints
+from tipg.dependencies import ItemOutputType, ItemsOutputType, filter_query
+from tipg.errors import DEFAULT_STATUS_CODES, MissingDatetimeColumn, PostgresError
 from tipg.settings import DatabaseSettings, PostgresSettings
 
 from api.csv_safety import install_safe_csv
@@ -57,6 +51,24 @@ from api.ogc_filter import (
     invalid_filter_response,
 )
 from api.ogc_params import ogc_params_are_sane
+from api.ogc_standard import (
+    CapLimitMiddleware,
+    CitygridEndpoints,
+    alternate_html_link,
+    collection_titles,
+    install_ogc_errors,
+    item_output_type,
+    items_output_type,
+    known_parameters_only,
+    landing_service_desc,
+    ogc_openapi_document,
+    ogc_tile_links,
+    tilejson_fields,
+    tipg_error_handler,
+    titled,
+    tms_with_v1_keys,
+    wrap_route,
+)
 from gis.db import libpq_dsn, role_url, session_options
 from gis.settings import Settings
 
@@ -112,7 +124,7 @@ def public_collection(
 
 
 def tile_in_matrix(request: Request) -> None:
-    """Refuse a tile outside its TileMatrixSet with 422 (tipg would send PostGIS a bad tile)."""
+    """Refuse a tile outside its TileMatrixSet with 404: no such tile (Tiles /req/core/tc-error)."""
     params = request.path_params
     if not {"tileMatrixSetId", "z", "x", "y"} <= params.keys():
         return
@@ -125,11 +137,11 @@ def tile_in_matrix(request: Request) -> None:
     except ValueError:
         return  # not integers: FastAPI's validation answers 422 naming the parameter
     if not tms.minzoom <= z <= tms.maxzoom:
-        raise HTTPException(status_code=422, detail=(
+        raise HTTPException(status_code=404, detail=(
             f"zoom {z} is outside {tms.id} (levels {tms.minzoom}..{tms.maxzoom})"))
     matrix = tms.matrix(z)
     if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
-        raise HTTPException(status_code=422, detail=(
+        raise HTTPException(status_code=404, detail=(
             f"tile {z}/{x}/{y} is outside {tms.id} level {z} "
             f"({matrix.matrixWidth}x{matrix.matrixHeight} tiles)"))
 
@@ -186,7 +198,9 @@ async def open_ogc(app: FastAPI, settings: Settings) -> None:
         found = await pg_get_collection_index(conn, settings=db)
     # Only views of `pub`, whatever the catalog query returns; ids without the schema prefix.
     # BoundPgCollection: filters compiled to bound parameters (api/ogc_filter.py).
-    public = [BoundPgCollection.model_validate({**c.model_dump(by_alias=True), "id": c.table})
+    # Chinese titles and descriptions (api/ogc_standard.py).
+    public = [BoundPgCollection.model_validate({**c.model_dump(by_alias=True), "id": c.table,
+                                                **titled(c.model_copy(update={"id": c.table}))})
               for c in found
               if isinstance(c, PgCollection) and c.dbschema == PUBLIC_SCHEMA]
     app.state.collection_catalog = Catalog(
@@ -232,21 +246,49 @@ def mount_ogc(app: FastAPI) -> None:
     tipg_factory.mvt_settings.set_mvt_layername = True
     install_safe_csv()  # f=csv: formula-like text cells quoted (OWASP CSV injection)
     env = jinja2.Environment(loader=_LocalAssetsLoader("tipg", "templates"), autoescape=True)
-    endpoints = Endpoints(
+    endpoints = CitygridEndpoints(
         title="citygrid 公共图层 OGC API", router_prefix=OGC_PREFIX,
         templates=Jinja2Templates(env=env), with_tiles_viewer=False,
         collection_dependency=public_collection,
     )
+    # Documents tipg gets wrong for strict clients, post-processed (api/ogc_standard.py).
+    wrap_route(endpoints.router, "landing",
+               lambda request, result: alternate_html_link(
+                   request, landing_service_desc(request, result)))
+    wrap_route(endpoints.router, "collections",
+               lambda request, result: alternate_html_link(
+                   request, collection_titles(request, result)))
+    wrap_route(endpoints.router, "collection", alternate_html_link)
+    wrap_route(endpoints.router, "collection_tileset_list", ogc_tile_links)
+    wrap_route(endpoints.router, "collection_tileset", ogc_tile_links)
+    wrap_route(endpoints.router, "collection_tilejson", tilejson_fields)
+    wrap_route(endpoints.router, "tilematrixset", tms_with_v1_keys)
+    wrap_route(endpoints.router, "items", alternate_html_link)
+    wrap_route(endpoints.router, "item", alternate_html_link)
     app.include_router(endpoints.router, prefix=OGC_PREFIX, tags=["OGC API"],
-                       dependencies=[Depends(tile_in_matrix), Depends(bbox_is_numbers),
-                                     Depends(ogc_params_are_sane)])
+                       dependencies=[Depends(known_parameters_only), Depends(tile_in_matrix),
+                                     Depends(bbox_is_numbers), Depends(ogc_params_are_sane)])
+
+    @app.get(f"{OGC_PREFIX}/api", include_in_schema=False, name="ogc_openapi")
+    def ogc_openapi() -> JSONResponse:
+        """OpenAPI 3.0 document of /ogc alone (the landing page's service-desc)."""
+        if not hasattr(app.state, "ogc_openapi"):
+            app.state.ogc_openapi = ogc_openapi_document(app, OGC_PREFIX, endpoints.title)
+        return JSONResponse(app.state.ogc_openapi,
+                            media_type="application/vnd.oai.openapi+json;version=3.0")
+
+    app.dependency_overrides[ItemsOutputType] = items_output_type
+    app.dependency_overrides[ItemOutputType] = item_output_type
     # The filter is a language, not SQL: parsed and checked before a connection is taken.
     app.dependency_overrides[filter_query] = checked_filter
     app.add_exception_handler(InvalidFilter, invalid_filter_response)
     app.add_exception_handler(QueryCanceledError, query_too_slow_response)
-    handled = {exc: code for exc, code in DEFAULT_STATUS_CODES.items()
+    handled = {exc: 400 if code == 422 else code for exc, code in DEFAULT_STATUS_CODES.items()
                if exc not in (Exception, PostgresError)}
     # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.
     handled[MissingDatetimeColumn] = 400
-    add_exception_handlers(app, handled)
+    for exc, code in handled.items():
+        app.add_exception_handler(exc, tipg_error_handler(code))
+    install_ogc_errors(app, OGC_PREFIX)
+    app.add_middleware(CapLimitMiddleware, prefix=OGC_PREFIX)
     app.add_middleware(PublicCorsMiddleware)
