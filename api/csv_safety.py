@@ -15,7 +15,7 @@ from typing import Any
 
 from tipg import factory as tipg_factory
 
-from gis.exports_safety import neutralise_cell, neutralise_row
+from gis.platform.exports_safety import neutralise_cell, neutralise_row
 
 
 class _Line:

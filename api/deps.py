@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from gis.errors import InvalidInputError
-from gis.settings import Settings
+from gis.platform.errors import InvalidInputError
+from gis.platform.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:

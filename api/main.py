@@ -15,21 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from api.errors import document_errors, install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.ogc import close_ogc, mount_ogc, open_ogc
-from api.routes import (
-    analysis,
-    assets,
-    auth,
-    cases,
-    health,
-    layers,
-    open311,
-    pages,
-    public,
-    routing,
-    zones,
-)
-from gis.db import database_url, make_engine, session_factory
-from gis.settings import Settings
+from api.routes import access as auth
+from api.routes import analysis, assets, layers, pages, zones
+from api.routes import platform as health
+from api.routes.dispatch import cases, routing
+from api.routes.public import convenience_map as public
+from api.routes.public import open311
+from gis.platform.db import database_url, make_engine, session_factory
+from gis.platform.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

@@ -47,8 +47,8 @@ from tipg.factory import Endpoints
 from tipg.settings import DatabaseSettings, PostgresSettings
 
 from api.csv_safety import install_safe_csv
-from gis.db import database_url, libpq_dsn
-from gis.settings import Settings
+from gis.platform.db import database_url, libpq_dsn
+from gis.platform.settings import Settings
 
 OGC_PREFIX = "/ogc"
 PUBLIC_SCHEMA = "pub"

@@ -22,7 +22,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from tipg.collections import Collection, PgCollection
 
-from gis.cql2_sql import Column, FilterError, check_filter, column_kind, compile_filter
+from gis.public.cql2_sql import Column, FilterError, check_filter, column_kind, compile_filter
 
 # The parameter list of the statement being built: tipg builds FROM, then WHERE, in one
 # synchronous expression, so the list seen by `_from` is the one `_where_clause` must extend.

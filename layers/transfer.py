@@ -27,11 +27,11 @@ from pydantic.fields import FieldInfo
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from gis.crs import STORAGE_SRID, check_inside_city, to_storage_crs
-from gis.errors import InvalidInputError, NotFoundError
-from gis.exports_safety import restore_frame, write_csv
-from gis.models import MODELS
-from gis.settings import CitySettings
+from gis.geo.crs import STORAGE_SRID, check_inside_city, to_storage_crs
+from gis.models.tables import MODELS
+from gis.platform.errors import InvalidInputError, NotFoundError
+from gis.platform.exports_safety import restore_frame, write_csv
+from gis.platform.settings import CitySettings
 from layers.base import LayerSpec
 from layers.query import BBox, read_layer
 

@@ -23,7 +23,7 @@ import shapely
 from folium.elements import JSCSSMixin
 from folium.plugins import MarkerCluster
 
-from gis.coords import wgs84_to_gcj02
+from gis.geo.coords import wgs84_to_gcj02
 from maps.basemaps import BaseMap
 from maps.page_tools import PageTools
 from maps.popups import to_web

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.auth import AdminDep, staff_only
 from api.deps import BBoxDep, PagingDep, SessionDep, SettingsDep
 from api.routes.pages import invalidate_pages
-from gis.errors import InvalidInputError, NotFoundError
+from gis.platform.errors import InvalidInputError, NotFoundError
 from layers.base import LayerSpec
 from layers.query import count_features, read_layer
 from layers.registry import LAYERS, get_layer

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from gis.analysis.common import BBox, bbox_filter, bbox_params
 from gis.analysis.labels import GI_BIN_LABELS
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 
 def hex_cells(lon: Iterable[float], lat: Iterable[float], *, resolution: int) -> list[str]:

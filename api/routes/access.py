@@ -1,0 +1,181 @@
+"""Sign-in (OAuth2 password flow and a zh-CN login page), sign-out, who am I; audit for admins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from markupsafe import escape
+from pydantic import BaseModel
+
+from api.auth import TOKEN_COOKIE, AdminDep, OptionalUserDep, StaffDep
+from api.deps import PagingDep, SessionDep, SettingsDep
+from gis.access import auth
+from gis.access.audit import read_audit
+from gis.platform.errors import AuthenticationError
+
+router = APIRouter(tags=["auth"])
+
+
+class TokenOut(BaseModel):
+    """An OAuth2 bearer token."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: str
+
+
+class MeOut(BaseModel):
+    """The signed-in user."""
+
+    username: str
+    role: str
+    role_zh: str
+    display_name: str
+    owner_name: str | None
+
+
+class AuditEntry(BaseModel):
+    """One row of the audit log."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    actor_role: str | None
+    action: str
+    table_name: str
+    row_key: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request: str | None
+
+
+class UserOut(BaseModel):
+    """A staff account (no password hash)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    owner_name: str | None
+    active: bool
+    created_at: dt.datetime
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect to another host would help phishing.
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@router.post("/auth/token", response_model=TokenOut, summary="Sign in (OAuth2 password flow)")
+def issue_token(form: Annotated[OAuth2PasswordRequestForm, Depends()],
+                session: SessionDep) -> TokenOut:
+    """Exchange username and password for a bearer token."""
+    user = auth.authenticate(session, username=form.username, password=form.password)
+    token = auth.issue_token(session, user=user)
+    session.commit()
+    return TokenOut(access_token=token, expires_in=int(auth.DEFAULT_TOKEN_HOURS * 3600),
+                    role=user.role)
+
+
+@router.post("/auth/login", include_in_schema=False)
+def login(session: SessionDep, username: Annotated[str, Form(max_length=64)],
+          password: Annotated[str, Form(max_length=256)],
+          next_path: Annotated[str, Form(alias="next", max_length=500)] = "/") -> Response:
+    """Login form target: sets the HttpOnly cookie and goes back to the page asked for."""
+    try:
+        user = auth.authenticate(session, username=username, password=password)
+    except AuthenticationError:
+        return RedirectResponse(f"/login?error=1&next={quote(_safe_next(next_path))}",
+                                status_code=303)
+    token = auth.issue_token(session, user=user)
+    session.commit()
+    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    response.set_cookie(TOKEN_COOKIE, token, max_age=int(auth.DEFAULT_TOKEN_HOURS * 3600),
+                        httponly=True, samesite="strict", path="/")
+    return response
+
+
+@router.post("/auth/logout", status_code=204, summary="Sign out (revoke this token)")
+def logout(request: Request, session: SessionDep, user: OptionalUserDep) -> Response:
+    """Revoke the token of this request and clear the login cookie."""
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else \
+        request.cookies.get(TOKEN_COOKIE)
+    if token:
+        auth.revoke_token(session, token)
+        session.commit()
+    response = Response(status_code=204)
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    return response
+
+
+@router.get("/auth/me", response_model=MeOut, summary="The signed-in user")
+def me(user: StaffDep) -> MeOut:
+    """Who the token belongs to, and their role."""
+    return MeOut(username=user.username, role=user.role,
+                 role_zh=auth.ROLE_LABELS_ZH[user.role], display_name=user.display_name,
+                 owner_name=user.owner_name)
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page(settings: SettingsDep,
+               next_path: Annotated[str, Query(alias="next", max_length=500)] = "/",
+               error: Annotated[int, Query(ge=0, le=1)] = 0) -> HTMLResponse:
+    """A zh-CN sign-in form for the staff pages."""
+    city = escape(settings.city.name)
+    message = '<p class="err">用户名或密码错误</p>' if error else ""
+    return HTMLResponse(f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>登录 · {city} 数字化城管平台</title>
+<style>
+body{{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;
+  max-width:22rem;margin:4rem auto;padding:0 1rem;color:#222}}
+label{{display:block;margin:.8rem 0 .2rem}} input{{width:100%;padding:.5rem;box-sizing:border-box}}
+button{{margin-top:1rem;padding:.5rem 1.5rem}} .err{{color:#b00}}
+</style></head>
+<body><h1>{city} 数字化城管平台</h1><h2>工作人员登录</h2>{message}
+<form method="post" action="/auth/login">
+<input type="hidden" name="next" value="{escape(_safe_next(next_path))}">
+<label for="username">用户名</label>
+<input id="username" name="username" autocomplete="username" required>
+<label for="password">密码</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">登录</button>
+</form>
+<p><a href="/public">便民服务地图（无需登录）</a></p>
+</body></html>
+""")
+
+
+@router.get("/audit", response_model=list[AuditEntry], summary="Audit log (admins only)")
+def audit_log(
+    session: SessionDep, user: AdminDep, paging: PagingDep,
+    table: Annotated[str | None, Query(max_length=64, description="table name, e.g. cases")]
+    = None,
+    row_key: Annotated[str | None, Query(max_length=64, description="id or code of the row")]
+    = None,
+    actor: Annotated[str | None, Query(max_length=64, description="username")] = None,
+    action: Annotated[str | None, Query(description="INSERT, UPDATE, DELETE or BULK")] = None,
+    since: Annotated[dt.datetime | None, Query(description="from this time (with offset)")]
+    = None,
+    until: Annotated[dt.datetime | None, Query(description="up to this time")] = None,
+) -> list[AuditEntry]:
+    """Every write, newest first: who, when, what, the row before and after."""
+    rows = read_audit(session, table=table, row_key=row_key, actor=actor, action=action,
+                      since=since, until=until, limit=paging.limit, offset=paging.offset)
+    return [AuditEntry(**r) for r in rows]
+
+
+@router.get("/users", response_model=list[UserOut], summary="Staff accounts (admins only)")
+def users(session: SessionDep, user: AdminDep) -> list[UserOut]:
+    """Every account with its role; passwords never leave the database."""
+    return [UserOut(**r) for r in auth.list_users(session)]  # type: ignore[arg-type]

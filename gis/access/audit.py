@@ -1,0 +1,49 @@
+"""Read the append-only audit log that the database fills on every write (migration 0010)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from gis.platform.errors import InvalidInputError
+
+AUDIT_ACTIONS = ("INSERT", "UPDATE", "DELETE", "BULK")
+
+
+def read_audit(session: Session, *, table: str | None = None, row_key: str | None = None,
+               actor: str | None = None, action: str | None = None,
+               since: dt.datetime | None = None, until: dt.datetime | None = None,
+               limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Audit rows newest first, filtered by table, row key, actor, action and time."""
+    if action is not None and action not in AUDIT_ACTIONS:
+        raise InvalidInputError(f"unknown audit action {action!r}; expected one of "
+                                f"{', '.join(AUDIT_ACTIONS)}")
+    if since and until and since > until:
+        raise InvalidInputError(f"since {since.isoformat()} is after until {until.isoformat()}")
+    rows = session.execute(text("""
+        SELECT id, at, actor, actor_role, action, table_name, row_key, before, after, request
+        FROM audit_log
+        WHERE (CAST(:table AS text) IS NULL OR table_name = :table)
+          AND (CAST(:row_key AS text) IS NULL OR row_key = :row_key)
+          AND (CAST(:actor AS text) IS NULL OR actor = :actor)
+          AND (CAST(:action AS text) IS NULL OR action = :action)
+          AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
+          AND (CAST(:until AS timestamptz) IS NULL OR at <= :until)
+        ORDER BY id DESC LIMIT :limit OFFSET :offset"""),
+        {"table": table, "row_key": row_key, "actor": actor, "action": action,
+         "since": since, "until": until, "limit": limit, "offset": offset}).mappings()
+    return [dict(r) for r in rows]
+
+
+def record_bulk(session: Session | Connection, *, actor: str, table: str,
+                summary: dict[str, Any]) -> None:
+    """One audit row for a bulk load that ran with row auditing off (the demo seed)."""
+    session.execute(text(
+        "INSERT INTO audit_log (actor, action, table_name, after) "
+        "VALUES (:a, 'BULK', :t, CAST(:s AS jsonb))"),
+        {"a": actor, "t": table, "s": json.dumps(summary, default=str)})
