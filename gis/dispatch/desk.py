@@ -1,6 +1,6 @@
 """Read-side data for the dispatcher page (调度台): category choices, deadlines, background layers.
 
-Deadlines come from gis.deadlines.find_rule for every (category, urgency, area type, step),
+Deadlines come from gis.dispatch.deadlines.find_rule for every (category, urgency, area type, step),
 so the page shows exactly the limits case creation and dispatch will apply, and holds no rule
 logic of its own.
 """

@@ -8,7 +8,7 @@ The database is only read: the temporary tables die with the transaction. The re
 row per input row, in input order, with the input columns first and a `reason` for every row
 that could not be routed. `locate_grids` is the containment step alone (grid code only).
 
-The rules are those of gis.routing, with one difference: the nearest *other* grid is reported
+Rules as in gis.dispatch.routing, with one difference: the nearest *other* grid is reported
 only when it lies within `boundary_m` (that is all `near_boundary` needs, and it keeps the
 search to a small window instead of a nearest-neighbour scan for every point).
 """

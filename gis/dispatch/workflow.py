@@ -2,7 +2,7 @@
 
 collect → file → dispatch → handle → report back → verify & close → evaluate
 (信息收集 → 案卷建立 → 任务派遣 → 任务处理 → 处理反馈 → 核查结案 → 综合评价).
-Pure logic: no database here; gis.cases applies the result and writes the audit row.
+Pure logic: no database here; gis.dispatch.cases applies the result and writes the audit row.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`citygrid analyse ...`: every subcommand on the constructed city, with known answers.
 
-The CLI opens its own connection, so the constructed city of tests/test_analysis_api.py is
+The CLI opens its own connection, so the constructed city of tests/analysis/test_analysis_api.py is
 committed here, in a throwaway database of this module (never the shared test or demo one).
 """
 

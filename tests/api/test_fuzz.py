@@ -13,9 +13,9 @@ Left out, and why:
 * `POST /auth/logout`: it would revoke the fuzzer's own admin token;
 * `GET /analysis/coverage-gaps`: one call measures network distance from every grid of the
   city to its stations, about 14 s; its parameters are plain bounded numbers and literals,
-  checked by tests/test_analysis_api.py;
+  checked by tests/analysis/test_analysis_api.py;
 * the OGC tile routes (`/ogc/.../tiles/...`): tipg's tile matrix and MVT encoding are tipg's
-  code, whose edges (zoom and tile out of range, unknown matrix set) tests/test_ogc_api.py
+  code, whose edges (zoom and tile out of range, unknown matrix set) tests/public/test_ogc_api.py
   checks, and each tile query is costly.
 
 Figures (operations, inputs tried, statuses, failures) are printed (`pytest -s`) and written to

@@ -196,7 +196,7 @@ def test_sql_looking_strings_are_stored_verbatim_or_refused(client, session) -> 
     assert count(session, "stall_zones") == zones_before
 
 
-# Regressions: server errors the fuzzer (tests/test_fuzz.py) found.
+# Regressions: server errors the fuzzer (tests/api/test_fuzz.py) found.
 
 def test_ogc_bbox_that_is_not_numbers_is_422(client) -> None:
     for bbox in ("null", "1,2,3", "nan,0,1,1"):

@@ -3,7 +3,7 @@
 The routes are not listed by hand: every GET route under /public, /ogc and /open311 is called,
 its path parameters filled from the seeded data (each collection, a feature of each, a tile of
 each over the data, each service, the posted request). The database is this module's own,
-holding the constructed city of tests.test_routing plus distinctive secrets in internal tables
+holding tests.dispatch.test_routing's constructed city plus distinctive secrets in internal tables
 and columns: grid owners' names and phones, a station's staff count, draft and retired zones,
 an Open311 reporter's contact details and personal data typed into a description. The secrets
 are first shown to be in the database, so a clean answer means something.

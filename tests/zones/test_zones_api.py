@@ -1,6 +1,6 @@
 """The /zones API over real PostGIS: refusals with violations, versions, time and place queries.
 
-The test town (tests.test_zone_rules.build_town) is committed once for the module, further
+The test town (tests.zones.test_zone_rules.build_town) is committed once for the module, further
 south than the one the rule tests build inside rolled-back sessions; each test draws in its own
 spot so committed zones never meet another test's.
 """

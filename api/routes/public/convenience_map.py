@@ -1,8 +1,8 @@
 """Read-only public routes (`/public/...`) and the convenience map page (`GET /public`).
 
-Everything here comes from gis.public, which reads only the `pub` views. No route writes, and
-no response carries a field outside the response models below, so internal columns (owners,
-staff counts, drafts, complaints) cannot appear even by accident.
+Everything here comes from gis.public.convenience_map, which reads only the `pub` views. No
+route writes, and no response carries a field outside the response models below, so internal
+columns (owners, staff counts, drafts, complaints) cannot appear even by accident.
 """
 
 from __future__ import annotations

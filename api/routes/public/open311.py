@@ -5,7 +5,7 @@ Errors follow the GeoReport format, a JSON list `[{"code": 400, "description": "
 an unknown service or request. POST accepts application/x-www-form-urlencoded (the spec's
 form) or JSON with the same keys; `attribute[component_code]` names a component.
 Read routes page with `page` / `page_size` because every request is routed on read to name
-its agency: see gis/open311.py.
+its agency: see gis/public/open311.py.
 """
 
 from __future__ import annotations
