@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from api.params import MAX_OFFSET_ROWS
 from gis.platform.errors import InvalidInputError
 from gis.platform.settings import Settings
 
@@ -60,7 +61,7 @@ class Paging:
     """limit / offset paging."""
 
     limit: Annotated[int, Query(ge=1, le=10_000, description="features per page")] = 100
-    offset: Annotated[int, Query(ge=0, description="features to skip")] = 0
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET_ROWS, description="features to skip")] = 0
 
 
 BBoxDep = Annotated[BBox, Depends()]

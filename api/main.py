@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import document_errors, install_error_handlers
+from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
 from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import access as auth
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(open311.router)
     mount_ogc(app)
+    # Inside the size limit (added first = inner): the guard reads bodies the limit counts.
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, settings=settings.api)
     # Pages embed their GeoJSON (the dispatcher desk ~3 MB, ~0.25 MB gzipped) and GeoJSON /
     # MVT answers compress 5-10x; responses that are already encoded (cached /map) pass as is.

@@ -47,6 +47,7 @@ from tipg.factory import Endpoints
 from tipg.settings import DatabaseSettings, PostgresSettings
 
 from api.csv_safety import install_safe_csv
+from api.ogc_params import ogc_params_are_sane
 from gis.platform.db import database_url, libpq_dsn
 from gis.platform.settings import Settings
 
@@ -215,7 +216,8 @@ def mount_ogc(app: FastAPI) -> None:
         collection_dependency=public_collection,
     )
     app.include_router(endpoints.router, prefix=OGC_PREFIX, tags=["OGC API"],
-                       dependencies=[Depends(tile_in_matrix), Depends(bbox_is_numbers)])
+                       dependencies=[Depends(tile_in_matrix), Depends(bbox_is_numbers),
+                                     Depends(ogc_params_are_sane)])
     handled = {exc: code for exc, code in DEFAULT_STATUS_CODES.items()
                if exc not in (Exception, PostgresError)}
     # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.

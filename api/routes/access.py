@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from api.auth import TOKEN_COOKIE, AdminDep, OptionalUserDep, StaffDep
 from api.deps import PagingDep, SessionDep, SettingsDep
+from api.params import SaneDatetime
 from gis.access import auth
 from gis.access.audit import read_audit
 from gis.platform.errors import AuthenticationError
@@ -165,9 +166,9 @@ def audit_log(
     = None,
     actor: Annotated[str | None, Query(max_length=64, description="username")] = None,
     action: Annotated[str | None, Query(description="INSERT, UPDATE, DELETE or BULK")] = None,
-    since: Annotated[dt.datetime | None, Query(description="from this time (with offset)")]
+    since: Annotated[SaneDatetime | None, Query(description="from this time (with offset)")]
     = None,
-    until: Annotated[dt.datetime | None, Query(description="up to this time")] = None,
+    until: Annotated[SaneDatetime | None, Query(description="up to this time")] = None,
 ) -> list[AuditEntry]:
     """Every write, newest first: who, when, what, the row before and after."""
     rows = read_audit(session, table=table, row_key=row_key, actor=actor, action=action,

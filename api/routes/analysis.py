@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import staff_only
 from api.deps import BBoxDep, SessionDep, SettingsDep
+from api.params import SaneDate, SaneDatetime
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
 from gis.analysis.dark_streets import (
@@ -136,7 +137,7 @@ class CoverageParams:
 class HotspotParams:
     """Hotspot options; the window ends at `end` (default now) and lasts `days`."""
 
-    end: Annotated[dt.datetime | None, Query(description="window end (default now)")] = None
+    end: Annotated[SaneDatetime | None, Query(description="window end (default now)")] = None
     days: Annotated[int, Query(ge=1, le=366, description="window length in days")] = 30
     category: Annotated[list[str] | None, Query(description="category codes, e.g. 0504")] = None
     resolution: Annotated[int, Query(ge=5, le=12, description="H3 resolution")] = 9
@@ -272,10 +273,10 @@ def indicators(
     session: SessionDep,
     period: Annotated[PeriodName, Query(description="daily, weekly (Mon-Sun), monthly")
                       ] = "weekly",
-    day: Annotated[dt.date | None, Query(description="a day in the period (default today)")
+    day: Annotated[SaneDate | None, Query(description="a day in the period (default today)")
                    ] = None,
-    start: Annotated[dt.datetime | None, Query(description="custom period start")] = None,
-    end: Annotated[dt.datetime | None, Query(description="custom period end (exclusive)")
+    start: Annotated[SaneDatetime | None, Query(description="custom period start")] = None,
+    end: Annotated[SaneDatetime | None, Query(description="custom period end (exclusive)")
                    ] = None,
     by: Annotated[Literal["city", "district", "street", "grid", "owner", "category"], Query(
         description="grouping")] = "district",
@@ -283,7 +284,7 @@ def indicators(
                      ] = None,
     category: Annotated[list[str] | None, Query(description="category codes")] = None,
     channel: Annotated[list[str] | None, Query(description="intake channels")] = None,
-    as_of: Annotated[dt.datetime | None, Query(description="judge the state at (default: "
+    as_of: Annotated[SaneDatetime | None, Query(description="judge the state at (default: "
                                                "period end or now)")] = None,
 ) -> IndicatorsOut:
     """立案率, 派遣率, 结案率, 按期结案率, 返工率, 延期率, 回复率, 办结率, 满意率 per group."""
@@ -373,7 +374,7 @@ def cover_risk_page(session: SessionDep, settings: SettingsDep, bbox: BBoxDep) -
             summary="日报 / 周报 / 月报 (report page)")
 def report_page(
     period: PeriodName, session: SessionDep, settings: SettingsDep,
-    day: Annotated[dt.date | None, Query(description="a day in the period (default today)")
+    day: Annotated[SaneDate | None, Query(description="a day in the period (default today)")
                    ] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> HTMLResponse:
@@ -387,7 +388,7 @@ def report_page(
             responses={200: {"content": {"image/png": {}}}}, response_class=Response)
 def report_trend(
     period: PeriodName, session: SessionDep, settings: SettingsDep,
-    day: Annotated[dt.date | None, Query(description="a day in the period")] = None,
+    day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:
     """The report's trend chart alone, as PNG."""

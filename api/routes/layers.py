@@ -7,13 +7,11 @@ RFC 7946 GeoJSON in EPSG:4326.
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -23,7 +21,8 @@ from sqlalchemy.orm import Session
 from api.auth import AdminDep, staff_only
 from api.deps import BBoxDep, PagingDep, SessionDep, SettingsDep
 from api.routes.pages import invalidate_pages
-from gis.platform.errors import InvalidInputError, NotFoundError
+from api.uploads import received_upload
+from gis.platform.errors import NotFoundError
 from layers.base import LayerSpec
 from layers.query import count_features, read_layer
 from layers.registry import LAYERS, get_layer
@@ -32,7 +31,6 @@ from layers.transfer import SUPPORTED, read_features, to_features, write_feature
 router = APIRouter(tags=["layers"], dependencies=[staff_only])
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
-UPLOAD_CHUNK = 1024 * 1024
 LayerId = Annotated[str, PathParam(description="layer id, e.g. grid_cells",
                                    examples=["grid_cells"])]
 
@@ -200,7 +198,7 @@ def layer_item(layer_id: LayerId,
     spec = get_layer(layer_id)
     key: str | int = feature_id
     if spec.key not in spec.columns:  # a serial id
-        if not feature_id.isdigit():
+        if not (feature_id.isascii() and feature_id.isdigit()) or len(feature_id) > 18:
             raise NotFoundError(f"layer {spec.id} has no feature {feature_id!r} (ids are numbers)")
         key = int(feature_id)
     columns = [c for c in spec.columns if c != spec.key]
@@ -227,21 +225,8 @@ def import_into_layer(
 ) -> ImportResult:
     """Validate the uploaded file completely, then write every row in one transaction."""
     spec = get_layer(layer_id)
-    limit = settings.api.max_upload_mb * 1024 * 1024
-    name = Path(file.filename or "upload").name
-    with tempfile.TemporaryDirectory(prefix="citygrid-upload-") as tmp:
-        path = Path(tmp) / name
-        size = 0
-        with path.open("wb") as out:
-            while chunk := file.file.read(UPLOAD_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(
-                        status_code=413,
-                        detail=f"{name} is larger than {settings.api.max_upload_mb} MB")
-                out.write(chunk)
-        if size == 0:
-            raise InvalidInputError(f"{name}: the uploaded file is empty")
+    with received_upload(file, default="upload", max_mb=settings.api.max_upload_mb,
+                         prefix="citygrid-upload-") as path:
         gdf = read_features(path, spec, city=settings.city, crs=crs or None)
     count = write_features(session, spec, gdf)
     session.commit()

@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import PlannerDep, staff_only
 from api.deps import SessionDep, SettingsDep
+from api.params import SaneDatetime
 from api.routes.pages import invalidate_pages
+from gis.platform.errors import InvalidInputError
 from gis.zones import service
 from gis.zones.errors import InvalidZoneGeometryError, ZoneRulesError
 from gis.zones.export import export_zones, zones_collection
@@ -37,7 +39,8 @@ FeatureBody = Annotated[dict[str, Any], Body(
                                                          [117.0505, 36.6603],
                                                          [117.05, 36.6603], [117.05, 36.66]]]}}],
 )]
-AtQuery = Annotated[datetime, Query(
+ZoneId = Annotated[int, Path(ge=1, le=2**31 - 1, description="stall zone id")]
+AtQuery = Annotated[SaneDatetime, Query(
     description="local city time (naive) or with offset, e.g. 2026-06-01T19:30",
     examples=["2026-06-01T19:30"])]
 
@@ -107,7 +110,7 @@ def zones_active(at: AtQuery, request: Request, session: SessionDep,
 def zones_at(lon: Annotated[float, Query(ge=-180, le=180, description="WGS84 longitude")],
              lat: Annotated[float, Query(ge=-90, le=90, description="WGS84 latitude")],
              request: Request, session: SessionDep, settings: SettingsDep,
-             at: Annotated[datetime | None, Query(
+             at: Annotated[SaneDatetime | None, Query(
                  description="local city time; default now")] = None) -> dict[str, Any]:
     """Zones containing the point and open at `at`, the street class, sensitive sites nearby."""
     rules = get_rules(request)
@@ -142,24 +145,24 @@ def zones_list(session: SessionDep,
 
 
 @router.get("/zones/{zone_id}", summary="摊群点当前版本 (current version)")
-def zone_get(zone_id: int, session: SessionDep) -> dict[str, Any]:
+def zone_get(zone_id: ZoneId, session: SessionDep) -> dict[str, Any]:
     """The current version of a zone."""
     return service.get_zone(session, zone_id=zone_id)
 
 
 @router.put("/zones/{zone_id}", summary="修改摊群点 (new version; history kept)")
-def zone_update(zone_id: int, feature: FeatureBody, request: Request, session: SessionDep,
+def zone_update(zone_id: ZoneId, feature: FeatureBody, request: Request, session: SessionDep,
                 settings: SettingsDep, user: PlannerDep,
                 if_match: Annotated[int | None, Header(
-                    alias="If-Match", description="version the edit is based on")] = None,
+                    alias="If-Match", ge=1, le=2**31 - 1,
+                    description="version the edit is based on")] = None,
                 ) -> Response:
     """Store a new version (back to draft); 409 if `If-Match` names an older version."""
-    base = feature.get("properties", {}).get("version") if if_match is None else if_match
+    base = if_match if if_match is not None else _version_of(feature)
     try:
         zone = service.update_zone(session, zone_id=zone_id, feature=feature,
                                    changed_by=user.username, rules=get_rules(request),
-                                   city=settings.city,
-                                   base_version=int(base) if base is not None else None)
+                                   city=settings.city, base_version=base)
     except (ZoneRulesError, InvalidZoneGeometryError) as exc:
         session.rollback()
         return _refusal(exc)
@@ -168,8 +171,24 @@ def zone_update(zone_id: int, feature: FeatureBody, request: Request, session: S
     return JSONResponse(zone)
 
 
+def _version_of(feature: dict[str, Any]) -> int | None:
+    """`properties.version` of a posted Feature, checked (any JSON may arrive here)."""
+    properties = feature.get("properties")
+    if not isinstance(properties, dict):
+        return None  # the service names the missing properties
+    version = properties.get("version")
+    if version is None:
+        return None
+    if isinstance(version, str) and version.isascii() and version.isdigit():
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
+        raise InvalidInputError(f"properties.version {str(version)[:40]!r} must be a version "
+                                "number (a positive integer)")
+    return version
+
+
 @router.post("/zones/{zone_id}/approve", summary="批准摊群点 (approve a draft)")
-def zone_approve(zone_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+def zone_approve(zone_id: ZoneId, request: Request, session: SessionDep, settings: SettingsDep,
                  user: PlannerDep) -> Response:
     """Approve a draft after checking it again; 422 with violations if it now fails."""
     try:
@@ -184,7 +203,7 @@ def zone_approve(zone_id: int, request: Request, session: SessionDep, settings: 
 
 
 @router.post("/zones/{zone_id}/retire", summary="撤销摊群点 (retire)")
-def zone_retire(zone_id: int, request: Request, session: SessionDep,
+def zone_retire(zone_id: ZoneId, request: Request, session: SessionDep,
                 user: PlannerDep) -> dict[str, Any]:
     """Retire a zone; its history stays."""
     zone = service.retire_zone(session, zone_id=zone_id, changed_by=user.username)
@@ -195,7 +214,7 @@ def zone_retire(zone_id: int, request: Request, session: SessionDep,
 
 @router.post("/zones/{zone_id}/split", status_code=201,
              summary="分割摊群点 (split along a line into new drafts; original retired)")
-def zone_split(zone_id: int, line: Annotated[dict[str, Any], Body(
+def zone_split(zone_id: ZoneId, line: Annotated[dict[str, Any], Body(
                    description="GeoJSON LineString (EPSG:4326) drawn across the zone",
                    examples=[{"type": "LineString",
                               "coordinates": [[117.0502, 36.6599], [117.0502, 36.6604]]}])],
@@ -216,7 +235,7 @@ def zone_split(zone_id: int, line: Annotated[dict[str, Any], Body(
 
 
 @router.get("/zones/{zone_id}/versions", summary="摊群点历史版本 (every version)")
-def zone_versions(zone_id: int, session: SessionDep) -> dict[str, Any]:
+def zone_versions(zone_id: ZoneId, session: SessionDep) -> dict[str, Any]:
     """Every version of a zone, oldest first, as a FeatureCollection."""
     return {"type": "FeatureCollection",
             "features": service.zone_versions(session, zone_id=zone_id)}

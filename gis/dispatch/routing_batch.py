@@ -20,6 +20,7 @@ import math
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -251,13 +252,23 @@ def read_table(path: Path) -> pd.DataFrame:
             raise InvalidInputError(
                 f"{path.name}: reading Excel needs the openpyxl package; install it or save "
                 "the sheet as CSV") from None
-        return pd.read_excel(path, dtype=str, keep_default_na=False)
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        try:
+            return pd.read_excel(path, dtype=str, keep_default_na=False)
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile, InvalidFileException) as exc:
+            # openpyxl's own errors name no path; pandas' and zipfile's are short.
+            raise InvalidInputError(f"{path.name}: not a readable Excel workbook "
+                                    f"({type(exc).__name__})") from None
     if suffix in (".csv", ".txt"):
         for encoding in ("utf-8-sig", "gb18030"):  # hotline systems on Windows export GBK
             try:
                 return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
             except UnicodeDecodeError:
                 continue
+            except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+                raise InvalidInputError(f"{path.name}: not a readable CSV table "
+                                        f"({str(exc).splitlines()[0][:200]})") from None
         raise InvalidInputError(f"{path.name}: text is neither UTF-8 nor GB18030")
     raise InvalidInputError(f"{path.name}: unsupported file type {suffix!r}; use .csv or .xlsx")
 

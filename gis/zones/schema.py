@@ -100,6 +100,15 @@ def parse_zone_feature(feature: Any, *,
     return props, parse_polygon(feature.get("geometry"), max_vertices=max_vertices)
 
 
+def _is_coordinate(value: object) -> bool:
+    """A finite number that could be a coordinate (a 400-digit int overflows `float`)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 10**9
+    return isinstance(value, float) and math.isfinite(value)
+
+
 def parse_polygon(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> Polygon:
     """A shapely Polygon from GeoJSON; structural problems only (validity is PostGIS's job)."""
     if not isinstance(geometry, dict):
@@ -121,10 +130,11 @@ def parse_polygon(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> Polygon
                                     f"(3 corners and the closing one)")
         for position in ring:
             # NaN and Infinity pass json.loads; bool is an int to Python, not a coordinate.
-            if (not isinstance(position, list | tuple) or len(position) < 2 or not all(
-                    isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c)
-                    for c in position)):
-                raise InvalidInputError(f"ring {i} of the zone polygon has position {position!r}; "
+            if (not isinstance(position, list | tuple) or len(position) < 2
+                    or not all(_is_coordinate(c) for c in position)):
+                shown = repr(position)
+                shown = shown if len(shown) <= 80 else shown[:77] + "..."
+                raise InvalidInputError(f"ring {i} of the zone polygon has position {shown}; "
                                         f"positions are [lon, lat] finite numbers")
         if list(ring[0]) != list(ring[-1]):
             raise InvalidInputError(f"ring {i} of the zone polygon is not closed: first "

@@ -185,7 +185,8 @@ def get_zone(session: Session, *, zone_id: int) -> dict[str, Any]:
 
 def zone_versions(session: Session, *, zone_id: int) -> list[dict[str, Any]]:
     """Every version of a zone, oldest first, each a GeoJSON Feature."""
-    _current(session, zone_id=zone_id)
+    # A read takes no row lock: FOR UPDATE needs UPDATE, which a grid owner's role lacks.
+    _current(session, zone_id=zone_id, lock=False)
     rows = session.execute(text("""
         SELECT zone_id AS id, version, action, name, zone_type, district_code, time_slots,
                seasons, capacity, operator, status, simulated, grid_codes, changed_by,
@@ -208,8 +209,9 @@ def zone_feature(row: dict[str, Any]) -> dict[str, Any]:
             "properties": {"id": zone_id, **row}}
 
 
-def _current(session: Session, *, zone_id: int) -> dict[str, Any]:
-    row = session.execute(text(f"SELECT {_COLUMNS} FROM stall_zones WHERE id = :id FOR UPDATE"),
+def _current(session: Session, *, zone_id: int, lock: bool = True) -> dict[str, Any]:
+    row = session.execute(text(f"SELECT {_COLUMNS} FROM stall_zones WHERE id = :id"
+                               + (" FOR UPDATE" if lock else "")),
                           {"id": zone_id}).mappings().one_or_none()
     if row is None:
         raise NotFoundError(f"stall zone {zone_id} does not exist")

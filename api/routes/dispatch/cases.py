@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CaseWorkerDep, DispatcherDep, staff_only
 from api.deps import BBoxDep, PagingDep, SessionDep
+from api.params import SaneAwareDatetime
 from gis.dispatch import cases as case_service
 from gis.dispatch.deadlines import list_overdue
 from gis.dispatch.repeats import list_supervised
@@ -41,7 +42,7 @@ class CaseCreate(BaseModel):
     x: float = Field(allow_inf_nan=False, description="longitude in `crs`", examples=[117.03])
     y: float = Field(allow_inf_nan=False, description="latitude in `crs`", examples=[36.66])
     crs: RawCrs = "wgs84"
-    reported_at: AwareDatetime | None = Field(
+    reported_at: SaneAwareDatetime | None = Field(
         default=None, description="when the complaint came in; default now")
     description: str = Field(default="", max_length=4000)
     urgency: Urgency = "normal"
@@ -54,11 +55,11 @@ class CaseAction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    at: AwareDatetime | None = Field(default=None, description="default now")
+    at: SaneAwareDatetime | None = Field(default=None, description="default now")
     note: str = Field(default="", max_length=4000,
                       description="reason; required for reject, rework and extend")
     satisfaction: Satisfaction | None = Field(default=None, description="for evaluate (回访)")
-    extend_to: AwareDatetime | None = Field(default=None, description="for extend: new due")
+    extend_to: SaneAwareDatetime | None = Field(default=None, description="for extend: new due")
 
 
 class TransitionOut(BaseModel):
@@ -154,7 +155,7 @@ class SupervisedGroupOut(BaseModel):
 
 
 CaseId = Annotated[int, Path(ge=1, description="case id")]
-AtQuery = Annotated[AwareDatetime | None, Query(
+AtQuery = Annotated[SaneAwareDatetime | None, Query(
     description="moment to judge deadlines at, with offset; default now")]
 
 

@@ -4,7 +4,6 @@ and the dispatcher page (`GET /dispatch`, 调度台) that drives them.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import DispatcherDep, staff_only
 from api.deps import SessionDep, SettingsDep
+from api.params import SaneDatetime
 from api.routes.pages import cached_page
+from api.uploads import received_upload
 from gis.dispatch.desk import category_choices, deadline_matrix, dispatcher_layers
 from gis.dispatch.routing import RouteResult, route_point
 from gis.dispatch.routing_batch import route_file
 from gis.dispatch.routing_settings import RoutingSettings
-from gis.platform.errors import InvalidInputError
 from maps.assets import render_html
 from maps.dispatcher import dispatcher_map
 
@@ -50,7 +50,7 @@ class RouteRequest(BaseModel):
     y: float = Field(allow_inf_nan=False, description="latitude (or y) in `crs`",
                      examples=[36.6605])
     crs: str = Field("wgs84", description="wgs84, gcj02 (WeChat/AMap), bd09 (Baidu), cgcs2000")
-    at: datetime | None = Field(None, description="time of the complaint; default now. "
+    at: SaneDatetime | None = Field(None, description="time of the complaint; default now. "
                                 "Without an offset it is read as city time")
     category_type: Literal["event", "component"] = "event"
     category_code: str | None = Field(None, pattern=r"^[0-9]{4}$", examples=["0505"])
@@ -78,20 +78,12 @@ def route_batch(request: Request, settings: SettingsDep, routing: RoutingSetting
                 crs: Annotated[str, Form(description="CRS of rows without a crs column")]
                 = "wgs84") -> Response:
     """One result row per input row, in order, with a `reason` for rows not routed."""
-    name = Path(file.filename or "upload.csv").name
-    limit = settings.api.max_upload_mb * 1024 * 1024
-    with tempfile.TemporaryDirectory(prefix="citygrid-route-") as tmp:
-        source = Path(tmp) / name
-        size = 0
-        with source.open("wb") as handle:
-            while chunk := file.file.read(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    raise InvalidInputError(
-                        f"{name} is larger than {settings.api.max_upload_mb} MB")
-                handle.write(chunk)
+    with received_upload(file, default="upload.csv", max_mb=settings.api.max_upload_mb,
+                         prefix="citygrid-route-") as source:
+        name = source.name
         target = route_file(request.app.state.engine, source, settings=routing,
-                            city=settings.city, default_crs=crs, out=Path(tmp) / "routed.csv")
+                            city=settings.city, default_crs=crs,
+                            out=source.with_name(".routed.csv"))
         content = target.read_bytes()
     # RFC 6266: an ASCII fallback plus the UTF-8 name, since exports are often named in Chinese.
     routed_name = quote(f"{Path(name).stem}.routed.csv")

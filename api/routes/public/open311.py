@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import SessionDep, SettingsDep
+from api.params import SaneDatetime
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.access import auth
 from gis.platform.errors import (
@@ -242,9 +243,9 @@ def list_requests(
         description="comma-separated ids; other filters are then ignored")] = None,
     service_code: Annotated[str | None, Query(description="comma-separated service codes")]
     = None,
-    start_date: Annotated[dt.datetime | None, Query(
+    start_date: Annotated[SaneDatetime | None, Query(
         description="earliest requested_datetime (with offset)")] = None,
-    end_date: Annotated[dt.datetime | None, Query(
+    end_date: Annotated[SaneDatetime | None, Query(
         description="latest requested_datetime (with offset); span at most 90 days, "
                     "default the last 90 days")] = None,
     status: Annotated[str | None, Query(description="open or closed")] = None,
