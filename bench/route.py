@@ -35,7 +35,8 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gis.access import auth
-from gis.dispatch.routing_batch import locate_grids, route_frame
+from gis.dispatch.batch_postgis import locate_grids
+from gis.dispatch.routing_batch import route_frame
 from gis.dispatch.routing_settings import RoutingSettings
 from gis.platform.db import database_url, drop_database, ensure_database, make_engine, transaction
 from gis.platform.migrate import upgrade

@@ -26,7 +26,8 @@ from gis.platform.errors import NotFoundError
 from layers.base import LayerSpec
 from layers.query import count_features, read_layer
 from layers.registry import LAYERS, get_layer
-from layers.transfer import SUPPORTED, read_features, to_features, write_features
+from layers.transfer import read_features, to_features, write_features
+from layers.transfer_read import SUPPORTED
 
 router = APIRouter(tags=["layers"], dependencies=[staff_only])
 

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.dispatch.routing_batch import locate_grids, route_file, route_frame
+from gis.dispatch.batch_postgis import locate_grids
+from gis.dispatch.routing_batch import route_file, route_frame
 from gis.geo.coords import wgs84_to_bd09, wgs84_to_gcj02
 from gis.platform.errors import InvalidInputError
 from tests.dispatch.test_routing import (
