@@ -169,21 +169,18 @@ def parse_service_code(code: str) -> tuple[str, str]:
 
 def list_services(session: Session) -> list[Service]:
     """Every event category and component class as a service, events first."""
-    rows = session.execute(text("""
-        SELECT 'event' AS type, code, major, name_zh FROM event_categories
-        UNION ALL
-        SELECT 'component', code, major, name_zh FROM component_classes
-        ORDER BY 1 DESC, 2""")).mappings().all()
+    # pub.services (migration 0013): readable by the anonymous role.
+    rows = session.execute(text(
+        "SELECT type, code, major, name_zh FROM pub.services ORDER BY 1 DESC, 2")
+    ).mappings().all()
     return [_service(r) for r in rows]
 
 
 def get_service(session: Session, service_code: str) -> Service:
     """One service; NotFoundError naming an unknown code."""
     category_type, code = parse_service_code(service_code)
-    table = "event_categories" if category_type == "event" else "component_classes"
-    # `table` is one of two literals chosen above.
-    row = session.execute(text(f"SELECT :t AS type, code, major, name_zh FROM {table} "
-                               "WHERE code = :c"), {"t": category_type, "c": code}
+    row = session.execute(text("SELECT type, code, major, name_zh FROM pub.services "
+                               "WHERE type = :t AND code = :c"), {"t": category_type, "c": code}
                           ).mappings().first()
     if row is None:
         raise NotFoundError(f"service_code {service_code!r} is not a service of this city")
@@ -248,9 +245,14 @@ def submit_request(session: Session, request: NewRequest, *, at: dt.datetime,
 
 
 def get_request(session: Session, request_id: str, *, routing: RoutingSettings,
-                city: CitySettings) -> ServiceRequest:
-    """One service request by its id (the case number); NotFoundError naming it."""
-    rows = _select(session, "c.case_no = :id", {"id": request_id}, limit=1, offset=0)
+                city: CitySettings, reader: Session | None = None) -> ServiceRequest:
+    """One service request by its id (the case number); NotFoundError naming it.
+
+    `reader` (default `session`) reads the published row, e.g. as the anonymous role;
+    `session` works out the responsible unit and the expected date from the routing tables.
+    """
+    rows = _select(reader or session, "c.case_no = :id", {"id": request_id}, limit=1,
+                   offset=0)
     if not rows:
         raise NotFoundError(f"service request {request_id!r} does not exist")
     return _to_request(session, rows[0], routing=routing, city=city)
@@ -260,8 +262,12 @@ def list_requests(session: Session, *, routing: RoutingSettings, city: CitySetti
                   now: dt.datetime, service_codes: list[str] | None = None,
                   status: str | None = None, start: dt.datetime | None = None,
                   end: dt.datetime | None = None, request_ids: list[str] | None = None,
-                  limit: int = 50, offset: int = 0) -> list[ServiceRequest]:
-    """Requests newest first, filtered as GeoReport v2 says (default: the last 90 days)."""
+                  limit: int = 50, offset: int = 0,
+                  reader: Session | None = None) -> list[ServiceRequest]:
+    """Requests newest first, filtered as GeoReport v2 says (default: the last 90 days).
+
+    The filters run on `reader` (default `session`), e.g. the anonymous role's session.
+    """
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if request_ids:
@@ -294,8 +300,8 @@ def list_requests(session: Session, *, routing: RoutingSettings, city: CitySetti
         params["open_statuses"] = list(OPEN_STATUSES)
     if not 1 <= limit <= 200 or offset < 0:
         raise InvalidInputError(f"page_size {limit} must be 1..200 and the page positive")
-    rows = _select(session, " AND ".join(conditions) or "true", params, limit=limit,
-                   offset=offset)
+    rows = _select(reader or session, " AND ".join(conditions) or "true", params,
+                   limit=limit, offset=offset)
     return [_to_request(session, row, routing=routing, city=city) for row in rows]
 
 
@@ -335,19 +341,9 @@ def _service(row: Any) -> Service:
                    metadata=component, keywords=f"{group},{row['name_zh']}", group=group)
 
 
-# Only columns a resident may see; reporter contact columns are never selected.
-_REQUEST_SELECT = """
-    SELECT c.id, c.case_no, c.category_type, c.category_code, c.description, c.status,
-           c.urgency, c.area_type, c.reported_at, c.dispatch_due_at, c.due_at, c.closed_at,
-           ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
-           o.address_string, o.media_url, o.component_code,
-           (SELECT max(t.at) FROM case_transitions t WHERE t.case_id = c.id) AS updated_at,
-           coalesce(e.name_zh, k.name_zh) AS service_name
-    FROM cases c
-    LEFT JOIN open311_requests o ON o.case_id = c.id
-    LEFT JOIN event_categories e ON c.category_type = 'event' AND e.code = c.category_code
-    LEFT JOIN component_classes k ON c.category_type = 'component' AND k.code = c.category_code
-"""
+# Only columns a resident may see: the view pub.service_requests (migration 0013) holds no
+# reporter contact column, and the anonymous role can read nothing else.
+_REQUEST_SELECT = "SELECT * FROM pub.service_requests c"
 
 
 def _select(session: Session, where: str, params: dict[str, Any], *, limit: int,

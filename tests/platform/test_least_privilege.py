@@ -100,6 +100,20 @@ def test_public_role_reads_only_the_published_views(demo_settings, statement: st
         engine.dispose()
 
 
+def test_open311_reads_come_from_views_without_contact_columns(demo_settings) -> None:
+    engine = make_engine(role_url(demo_settings, "public"))
+    try:
+        with engine.connect() as conn:
+            columns = set(conn.execute(text(
+                "SELECT * FROM pub.service_requests LIMIT 0")).keys())
+            assert conn.execute(text("SELECT count(*) FROM pub.services")).scalar() > 0
+    finally:
+        engine.dispose()
+    assert {"case_no", "description", "address_string"} <= columns
+    assert not {c for c in columns if c.startswith("reporter_") or c in (
+        "device_id", "account_id")}
+
+
 @pytest.mark.parametrize("statement", [
     "CREATE TABLE public.evil (id int)",
     "ALTER TABLE cases ADD COLUMN evil int",

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api.deps import get_session
+from api.deps import get_public_session, get_session
 from api.main import create_app
 from gis.platform.db import make_engine
 from gis.platform.migrate import upgrade
@@ -89,6 +89,7 @@ def client(test_settings, session):
     build_city(session)
     app = create_app(test_settings)
     app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[get_public_session] = lambda: session
     with TestClient(app, headers=headers_for(session, "admin")) as test_client:
         yield test_client
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.deps import get_session
+from api.deps import get_public_session, get_session
 from api.main import create_app
 from gis.dispatch.cases import transition
 from gis.dispatch.deadlines import compute_due
@@ -33,6 +33,7 @@ def client(test_settings, session):
     build_city(session)
     app = create_app(test_settings)
     app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[get_public_session] = lambda: session
     with TestClient(app, headers=headers_for(session, "dispatcher")) as test_client:
         yield test_client
 

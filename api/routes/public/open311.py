@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import PublicSessionDep, SessionDep, SettingsDep
 from api.params import SaneDatetime
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.access import auth
@@ -185,14 +185,15 @@ def discovery(request: Request, settings: SettingsDep) -> Discovery:
 
 
 @router.get("/services.json", response_model=list[open311.Service], name="services")
-def services(session: SessionDep, jurisdiction_id: Jurisdiction = None) -> list[open311.Service]:
+def services(session: PublicSessionDep,
+             jurisdiction_id: Jurisdiction = None) -> list[open311.Service]:
     """Every service: event categories, then component classes."""
     return open311.list_services(session)
 
 
 @router.get("/services/{service_code}.json", response_model=open311.ServiceDefinition)
 def service_definition(
-    session: SessionDep,
+    session: PublicSessionDep,
     service_code: Annotated[str, Path(description="e.g. event-0501 or component-0118")],
     jurisdiction_id: Jurisdiction = None,
 ) -> open311.ServiceDefinition:
@@ -238,7 +239,8 @@ def post_request(request: Request, form: FormDep, session: SessionDep, settings:
 
 @router.get("/requests.json", response_model=list[open311.ServiceRequest])
 def list_requests(
-    session: SessionDep, settings: SettingsDep, routing: RoutingSettingsDep,
+    session: SessionDep, public_session: PublicSessionDep, settings: SettingsDep,
+    routing: RoutingSettingsDep,
     service_request_id: Annotated[str | None, Query(
         description="comma-separated ids; other filters are then ignored")] = None,
     service_code: Annotated[str | None, Query(description="comma-separated service codes")]
@@ -260,15 +262,18 @@ def list_requests(
     return open311.list_requests(
         session, routing=routing, city=settings.city, now=dt.datetime.now(dt.UTC),
         service_codes=codes, status=status, start=start_date, end=end_date, request_ids=ids,
-        limit=page_size, offset=(page - 1) * page_size)
+        limit=page_size, offset=(page - 1) * page_size, reader=public_session)
 
 
 @router.get("/requests/{service_request_id}.json", response_model=list[open311.ServiceRequest])
 def get_request(
-    session: SessionDep, settings: SettingsDep, routing: RoutingSettingsDep,
+    session: SessionDep, public_session: PublicSessionDep, settings: SettingsDep,
+    routing: RoutingSettingsDep,
     service_request_id: Annotated[str, Path(description="the case number")],
     jurisdiction_id: Jurisdiction = None,
 ) -> list[open311.ServiceRequest]:
     """One service request (a list of one, as the spec says)."""
+    # The row (and every filter the client sends) is read as the anonymous role; the app
+    # role only works out the responsible unit and the expected date from that row.
     return [open311.get_request(session, service_request_id, routing=routing,
-                                city=settings.city)]
+                                city=settings.city, reader=public_session)]
