@@ -26,7 +26,14 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_public_session(request: Request) -> Iterator[Session]:
+    """One read-only session per anonymous request, as the public role (schema `pub` only)."""
+    with request.app.state.public_sessionmaker() as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+PublicSessionDep = Annotated[Session, Depends(get_public_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

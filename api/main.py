@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
 from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
@@ -19,10 +20,12 @@ from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import access as auth
 from api.routes import analysis, assets, layers, pages, zones
 from api.routes import platform as health
+from api.routes.access import login_throttle
 from api.routes.dispatch import cases, routing
 from api.routes.public import convenience_map as public
 from api.routes.public import open311
-from gis.platform.db import database_url, make_engine, session_factory
+from api.security_headers import SecurityHeadersMiddleware
+from gis.platform.db import make_engine, role_url, session_factory, session_options
 from gis.platform.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -34,21 +37,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url(settings), pool_size=settings.db.pool_size)
+        # Least privilege (migration 0012): staff and anonymous writes run as the runtime
+        # role, anonymous reads as the public role; the owner is for migrations and the CLI.
+        engine = make_engine(role_url(settings, "app"), pool_size=settings.db.pool_size,
+                             options=session_options(settings, "app"))
+        public_engine = make_engine(role_url(settings, "public"),
+                                    pool_size=settings.db.pool_size,
+                                    options=session_options(settings, "public"))
         app.state.engine = engine
         app.state.sessionmaker = session_factory(engine)
+        app.state.public_engine = public_engine
+        app.state.public_sessionmaker = session_factory(public_engine)
         try:
             await open_ogc(app, settings)
             yield
         finally:
             await close_ogc(app)
             engine.dispose()
+            public_engine.dispose()
 
     # docs_url/redoc_url off: FastAPI's defaults load Swagger UI from a CDN, which an
     # isolated government network cannot reach; /docs is served below from local assets.
     app = FastAPI(title="citygrid", version="0.1.0", lifespan=lifespan,
                   description="数字化城管 GIS 平台 API (citygrid)", docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.login_throttle = login_throttle(settings.api)  # per process: gis.access.throttle
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -68,6 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Pages embed their GeoJSON (the dispatcher desk ~3 MB, ~0.25 MB gzipped) and GeoJSON /
     # MVT answers compress 5-10x; responses that are already encoded (cached /map) pass as is.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    # Cross-site writes with the login cookie are refused before any route runs; the headers
+    # go on every answer, the refusals above included (added last: outermost).
+    app.add_middleware(CsrfMiddleware, settings=settings.api)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     document_errors(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -79,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             openapi_url=app.openapi_url or "/openapi.json", title="citygrid API 文档",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/vendor/leaflet/images/marker-icon.png")
+            swagger_favicon_url="/static/vendor/leaflet/images/marker-icon.png",
+            # No badge from validator.swagger.io: the page may load nothing from elsewhere.
+            swagger_ui_parameters={"validatorUrl": None})
 
     return app

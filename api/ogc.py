@@ -28,15 +28,18 @@ import math
 from typing import Annotated
 
 import jinja2
+from asyncpg.exceptions import QueryCanceledError
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from morecantile import tms as tile_matrix_sets
 from morecantile.errors import InvalidIdentifier
+from starlette.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tipg import collections as tipg_collections
 from tipg import factory as tipg_factory
 from tipg.collections import Catalog, Collection, PgCollection, pg_get_collection_index
 from tipg.database import close_db_connection, connect_to_db
+from tipg.dependencies import filter_query
 from tipg.errors import (
     DEFAULT_STATUS_CODES,
     MissingDatetimeColumn,
@@ -47,8 +50,14 @@ from tipg.factory import Endpoints
 from tipg.settings import DatabaseSettings, PostgresSettings
 
 from api.csv_safety import install_safe_csv
+from api.ogc_filter import (
+    BoundPgCollection,
+    InvalidFilter,
+    checked_filter,
+    invalid_filter_response,
+)
 from api.ogc_params import ogc_params_are_sane
-from gis.platform.db import database_url, libpq_dsn
+from gis.platform.db import libpq_dsn, role_url, session_options
 from gis.platform.settings import Settings
 
 OGC_PREFIX = "/ogc"
@@ -139,6 +148,15 @@ def bbox_is_numbers(request: Request) -> None:
             f"bbox {raw!r} must be 4 or 6 comma-separated numbers (lon/lat, EPSG:4326)"))
 
 
+def query_too_slow_response(request: Request, exc: Exception) -> JSONResponse:
+    """503 when a statement ran past the public pool's statement_timeout."""
+    limit = request.app.state.settings.db.public_statement_timeout_ms
+    return JSONResponse({"code": "ServiceUnavailable",
+                         "description": f"the query took longer than {limit} ms; narrow it "
+                                        "(bbox, filter, limit) and try again"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
 def catalog_settings() -> DatabaseSettings:
     """tipg catalog options: the views of schema `pub`, no functions, extents computed."""
     return DatabaseSettings(
@@ -152,7 +170,8 @@ async def open_ogc(app: FastAPI, settings: Settings) -> None:
     """Open tipg's asyncpg pool and read the catalog of public layers (in the lifespan)."""
     # Passed explicitly so tipg's own env variables (DATABASE_URL, POSTGRES_*) are not consulted.
     # tipg's validator wants the DSN as a string (a PostgresDsn object is rebuilt from parts).
-    pg = PostgresSettings(database_url=libpq_dsn(database_url(settings)),  # type: ignore[arg-type]
+    # Anonymous: the public role, which can read the views of `pub` and nothing else.
+    pg = PostgresSettings(database_url=libpq_dsn(role_url(settings, "public")),  # type: ignore[arg-type]
                           db_min_conn_size=settings.ogc.pool_min_size,
                           db_max_conn_size=settings.ogc.pool_max_size)
     db = catalog_settings()
@@ -161,11 +180,14 @@ async def open_ogc(app: FastAPI, settings: Settings) -> None:
     # asks for a dozen tiles at once, and on a small server three processes per tile only
     # queue behind each other (both measured with bench/tiles.py).
     await connect_to_db(app, schemas=db.schemas, tipg_schema=db.tipg_schema, settings=pg,
-                        server_settings=TILE_SERVER_SETTINGS)
+                        server_settings={**TILE_SERVER_SETTINGS,
+                                         **session_options(settings, "public")})
     async with app.state.pool.acquire() as conn:
         found = await pg_get_collection_index(conn, settings=db)
     # Only views of `pub`, whatever the catalog query returns; ids without the schema prefix.
-    public = [c.model_copy(update={"id": c.table}) for c in found
+    # BoundPgCollection: filters compiled to bound parameters (api/ogc_filter.py).
+    public = [BoundPgCollection.model_validate({**c.model_dump(by_alias=True), "id": c.table})
+              for c in found
               if isinstance(c, PgCollection) and c.dbschema == PUBLIC_SCHEMA]
     app.state.collection_catalog = Catalog(
         collections={c.id: c for c in public}, last_updated=datetime.datetime.now()
@@ -218,6 +240,10 @@ def mount_ogc(app: FastAPI) -> None:
     app.include_router(endpoints.router, prefix=OGC_PREFIX, tags=["OGC API"],
                        dependencies=[Depends(tile_in_matrix), Depends(bbox_is_numbers),
                                      Depends(ogc_params_are_sane)])
+    # The filter is a language, not SQL: parsed and checked before a connection is taken.
+    app.dependency_overrides[filter_query] = checked_filter
+    app.add_exception_handler(InvalidFilter, invalid_filter_response)
+    app.add_exception_handler(QueryCanceledError, query_too_slow_response)
     handled = {exc: code for exc, code in DEFAULT_STATUS_CODES.items()
                if exc not in (Exception, PostgresError)}
     # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.

@@ -19,7 +19,6 @@ import geopandas as gpd
 import pandas as pd
 from branca.element import Element, Figure
 from folium.plugins import HeatMap
-from markupsafe import escape
 
 from gis.analysis.labels import (
     COUNT_LABELS,
@@ -32,6 +31,7 @@ from gis.analysis.labels import (
     ReportData,
 )
 from maps.charts import ranking_chart, trend_chart
+from maps.escaping import EscapedGeoJsonTooltip, Markup, TextTooltip, escape
 from maps.popups import to_web
 
 FONT = '"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif'
@@ -63,7 +63,7 @@ def analysis_map(*, center: tuple[float, float], title: str, zoom: int = 14) -> 
 
 def add_legend(m: folium.Map, title: str, items: Sequence[tuple[str, str]]) -> folium.Map:
     """A legend box: `items` are (colour, label)."""
-    rows = "".join(f'<div><i style="background:{color}"></i>{escape(label)}</div>'
+    rows = "".join(f'<div><i style="background:{escape(color)}"></i>{escape(label)}</div>'
                    for color, label in items)
     _figure(m).html.add_child(Element(
         f'<div class="cg-legend"><b>{escape(title)}</b>{rows}</div>'))
@@ -95,10 +95,10 @@ def dark_streets_map(gaps: gpd.GeoDataFrame, *, center: tuple[float, float], tit
                           "max_distance_m": "最远点距灯 (米)", "grid_code": "单元网格"})
     if not gaps.empty:
         layer = folium.GeoJson(
-            shown.__geo_interface__, name=f"亮灯死角 (>{threshold_m:g} 米)",
+            shown.__geo_interface__, name=str(escape(f"亮灯死角 (>{threshold_m:g} 米)")),
             style_function=lambda f: {"color": "#d7301f", "weight": 3 + min(
                 5, (f["properties"].get("灯距 (米)") or 0) / 40), "opacity": 0.9},
-            tooltip=folium.GeoJsonTooltip(fields=list(shown.columns.drop("geom")),
+            tooltip=EscapedGeoJsonTooltip(fields=list(shown.columns.drop("geom")),
                                           localize=True))
         layer.add_to(m)
         _fit(m, gaps)
@@ -127,14 +127,14 @@ def coverage_map(cells: gpd.GeoDataFrame, *, center: tuple[float, float], title:
         folium.GeoJson(part.__geo_interface__, name=name,
                        style_function=_const({"color": color, "weight": 0.6,
                                               "fillColor": color, "fillOpacity": 0.45}),
-                       tooltip=folium.GeoJsonTooltip(fields=list(part.columns.drop("geom")))
+                       tooltip=EscapedGeoJsonTooltip(fields=list(part.columns.drop("geom")))
                        ).add_to(m)
     if stations is not None and not stations.empty:
         group = folium.FeatureGroup(name="社区城管工作站")
         for point, name in zip(to_web(stations, layer="stations").geometry, stations["name"],
                                strict=True):
             folium.CircleMarker([point.y, point.x], radius=6, color="#08519c", fill=True,
-                                fill_opacity=0.9, tooltip=str(name)).add_to(group)
+                                fill_opacity=0.9).add_child(TextTooltip(name)).add_to(group)
         group.add_to(m)
     if not cells.empty:
         _fit(m, cells)
@@ -161,7 +161,7 @@ def hotspots_map(spots: gpd.GeoDataFrame, *, center: tuple[float, float], title:
             shown.__geo_interface__, name="投诉热点 (Gi*)",
             style_function=lambda f: {"color": "#666", "weight": 0.4, "fillOpacity": 0.7,
                                       "fillColor": f["properties"]["_color"]},
-            tooltip=folium.GeoJsonTooltip(fields=[c for c in shown.columns
+            tooltip=EscapedGeoJsonTooltip(fields=[c for c in shown.columns
                                                   if c not in ("geom", "_color")])).add_to(m)
         _fit(m, spots)
     if len(points):
@@ -185,12 +185,13 @@ def cover_risk_map(risks: gpd.GeoDataFrame, *, center: tuple[float, float], titl
     for risk in ("high", "medium"):
         group = folium.FeatureGroup(name=f"{RISK_LABELS[risk]}风险井盖")
         for row in web[web["risk"] == risk].itertuples() if not web.empty else ():
-            tip = (f"{row.code} {row.class_name} {row.state_zh}<br>权属: {escape(row.owner)}"
-                   f"<br>已等待 {row.hours:g} 小时"
-                   + (f"<br>在办案件 {escape(row.open_case_no)}" if row.open_case_no else ""))
+            tip = Markup("{} {} {}<br>权属: {}<br>已等待 {:g} 小时").format(
+                row.code, row.class_name, row.state_zh, row.owner, row.hours)
+            if row.open_case_no:
+                tip += Markup("<br>在办案件 {}").format(row.open_case_no)
             folium.CircleMarker([row.geom.y, row.geom.x], radius=6, color="#333", weight=1,
-                                fill=True, fill_color=RISK_COLORS[risk], fill_opacity=0.9,
-                                tooltip=tip).add_to(group)
+                                fill=True, fill_color=RISK_COLORS[risk], fill_opacity=0.9
+                                ).add_child(TextTooltip(tip)).add_to(group)
         group.add_to(m)
     if not risks.empty:
         _fit(m, risks)

@@ -22,6 +22,11 @@ def _font() -> list[str]:
     return [name for name in CJK_FONTS if name in installed] + ["DejaVu Sans"]
 
 
+def _text(value: object) -> str:
+    """`value` as literal text: `$..$` would start mathtext, and a bad formula fails the chart."""
+    return str(value).replace("$", r"\$")
+
+
 def _png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -50,7 +55,7 @@ def trend_chart(trend: pd.DataFrame, *, title: str) -> bytes:
                color="#74a9cf")
         ax.bar([i + width / 2 for i in x], trend["closed"], width, label="结案数",
                color="#2b8cbe")
-        ax.set_xticks(list(x), list(trend["label"]), rotation=0, fontsize=8)
+        ax.set_xticks(list(x), [_text(v) for v in trend["label"]], rotation=0, fontsize=8)
         ax.set_ylabel("案件数")
         rate_ax = ax.twinx()
         rates = pd.to_numeric(trend["on_time_rate"], errors="coerce")
@@ -65,7 +70,7 @@ def trend_chart(trend: pd.DataFrame, *, title: str) -> bytes:
         ax.legend(handles[0] + rate_handles[0], handles[1] + rate_handles[1],
                   loc="upper center", fontsize=8, ncol=4, frameon=False,
                   bbox_to_anchor=(0.5, -0.1))
-        ax.set_title(title, fontsize=11)
+        ax.set_title(_text(title), fontsize=11)
         return _png(fig)
 
 
@@ -85,10 +90,10 @@ def ranking_chart(table: pd.DataFrame, *, title: str, rate: str = "on_time_rate"
     data = data.iloc[::-1]  # barh draws bottom-up: the first rank on top
     with plt.rc_context({"font.sans-serif": _font(), "axes.unicode_minus": False}):
         fig, ax = plt.subplots(figsize=(8, max(1.6, 0.32 * len(data) + 0.8)))
-        names = [str(n) if n is not None else "未定" for n in data["name"]]
+        names = [_text(n) if n is not None else "未定" for n in data["name"]]
         bars = ax.barh(names, data[rate], color="#31a354")
         ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
         ax.set_xlim(0, 110)
-        ax.set_xlabel(label)
-        ax.set_title(title, fontsize=11)
+        ax.set_xlabel(_text(label))
+        ax.set_title(_text(title), fontsize=11)
         return _png(fig)

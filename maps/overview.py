@@ -18,10 +18,10 @@ from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.plugins import HeatMap, MarkerCluster
 from folium.template import Template
-from markupsafe import escape
 
 from layers.base import LayerSpec
 from layers.registry import LAYERS
+from maps.escaping import ESC_JS, EscapedGeoJsonPopup, EscapedGeoJsonTooltip, escape
 from maps.popups import display_values, to_web
 
 CLUSTER_MIN = 2000  # point layers with more features than this are clustered
@@ -53,15 +53,11 @@ class PointCluster(JSCSSMixin, Layer):
 var {{ this.get_name() }} = (function () {
     var labels = {{ this.labels|tojson }};
     var lookups = {{ this.lookups|tojson }};
+    {{ this.esc_js }}
     var icons = {{ this.colors|tojson }}.map(function (c) {
         return L.divIcon({className: "cg-dot-icon", iconSize: [{{ this.size }}, {{ this.size }}],
-                          html: '<div class="cg-dot" style="background:' + c + '"></div>'});
+                          html: '<div class="cg-dot" style="background:' + esc(c) + '"></div>'});
     });
-    function esc(s) {
-        return String(s).replace(/[&<>"']/g, function (ch) {
-            return "&#" + ch.charCodeAt(0) + ";";
-        });
-    }
     function popup(row) {
         var html = '<table class="cg-popup">';
         for (var j = 0; j < labels.length; j++) {
@@ -92,6 +88,7 @@ var {{ this.get_name() }} = (function () {
         super().__init__(name=name, overlay=True, show=show)  # Layer defaults to a base layer
         self._name = "PointCluster"
         self.rows, self.labels, self.lookups = rows, labels, lookups
+        self.esc_js = ESC_JS
         self.colors, self.size = colors, size
         # Unclustered from street level on: spiderfying thousands of lamps helps nobody.
         self.options = {"chunkedLoading": True, "showCoverageOnHover": False,
@@ -201,9 +198,10 @@ def add_vector_layer(m: folium.Map, gdf: gpd.GeoDataFrame, spec: LayerSpec, *,
         kwargs["marker"] = folium.CircleMarker(radius=spec.style.get("radius", 5), fill=True,
                                                fill_opacity=spec.style.get("fillOpacity", 0.8))
     if fields:
-        kwargs["popup"] = folium.GeoJsonPopup(fields=fields, aliases=aliases, localize=False,
+        # folium's own GeoJsonPopup/Tooltip would insert names and notes as raw HTML.
+        kwargs["popup"] = EscapedGeoJsonPopup(fields=fields, aliases=aliases, localize=False,
                                               labels=True)
-        kwargs["tooltip"] = folium.GeoJsonTooltip(fields=fields[:1], aliases=aliases[:1],
+        kwargs["tooltip"] = EscapedGeoJsonTooltip(fields=fields[:1], aliases=aliases[:1],
                                                   labels=True)
     # A plain dict without per-feature bboxes: a third smaller than __geo_interface__.
     geojson = data.to_geo_dict(show_bbox=False, drop_id=False)

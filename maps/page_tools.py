@@ -9,8 +9,8 @@ from typing import Any
 import geopandas as gpd
 from branca.element import MacroElement
 from folium.template import Template
-from markupsafe import Markup
 
+from maps.escaping import ESC_JS, Markup
 from maps.popups import to_web
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -28,6 +28,7 @@ class PageTools(MacroElement):
 var map = {{ this._parent.get_name() }};
 var CONFIG = {{ this.config|tojson }};
 var DATA = {{ this.data|tojson }};
+{{ this.esc_js }}
 {{ this.js }}
 })();
 {% endmacro %}
@@ -37,6 +38,8 @@ var DATA = {{ this.data|tojson }};
         super().__init__()
         self._name = type(self).__name__
         self.data, self.config = data, config
+        # One esc() for every page script that builds HTML from data (popups, lists).
+        self.esc_js = Markup(ESC_JS)
         self.js = Markup((TEMPLATES / f"{self.stem}.js").read_text(encoding="utf-8"))
         self.css = Markup((TEMPLATES / f"{self.stem}.css").read_text(encoding="utf-8"))
         self.panel = Markup((TEMPLATES / f"{self.stem}_panel.html").read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gis.platform.errors import InvalidInputError
 
-AUDIT_ACTIONS = ("INSERT", "UPDATE", "DELETE", "BULK")
+AUDIT_ACTIONS = ("INSERT", "UPDATE", "DELETE", "BULK", "SIGN_IN")
 
 
 def read_audit(session: Session, *, table: str | None = None, row_key: str | None = None,
@@ -47,3 +47,25 @@ def record_bulk(session: Session | Connection, *, actor: str, table: str,
         "INSERT INTO audit_log (actor, action, table_name, after) "
         "VALUES (:a, 'BULK', :t, CAST(:s AS jsonb))"),
         {"a": actor, "t": table, "s": json.dumps(summary, default=str)})
+
+
+# audit_log.action allows only INSERT / UPDATE / DELETE / BULK (migration 0010): a sign-in
+# event is logged as an INSERT into the pseudo-table `sign_in`, its kind in `after.event`.
+SIGN_IN_TABLE = "sign_in"
+
+
+def _printable(value: str, limit: int) -> str:
+    # PostgreSQL text holds no NUL and psycopg2 cannot send lone surrogates.
+    cleaned = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:limit]
+
+
+def record_sign_in(session: Session | Connection, *, username: str, event: str, address: str,
+                   request: str, details: dict[str, Any] | None = None) -> None:
+    """One audit row for a sign-in event (`failed`, `locked`) of `username` from `address`."""
+    after = {"event": event, "address": _printable(address, 128), **(details or {})}
+    session.execute(text(
+        "INSERT INTO audit_log (actor, actor_role, action, table_name, row_key, after, request) "
+        "VALUES ('anonymous', 'public', 'SIGN_IN', :t, :u, CAST(:s AS jsonb), :q)"),
+        {"t": SIGN_IN_TABLE, "u": _printable(username, 128), "s": json.dumps(after),
+         "q": _printable(request, 500)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,8 +23,24 @@ class DatabaseSettings(BaseSettings):
     )
     name: str = Field(default="citygrid", validation_alias="CITYGRID_DB_NAME")
     pool_size: int = Field(default=5, validation_alias="CITYGRID_DB_POOL_SIZE")
+    # The web app never runs as the owner above: staff routes and anonymous writes connect as
+    # the runtime role, anonymous reads as the public role (both created by migration 0012).
+    # By default their URLs are the owner's with the user (and password) swapped; set full
+    # URLs instead when an external server wants other hosts or passwords.
+    app_url: str | None = Field(default=None, validation_alias="CITYGRID_DB_APP_URL")
+    public_url: str | None = Field(default=None, validation_alias="CITYGRID_DB_PUBLIC_URL")
+    app_password: str | None = Field(default=None, validation_alias="CITYGRID_DB_APP_PASSWORD")
+    public_password: str | None = Field(default=None,
+                                        validation_alias="CITYGRID_DB_PUBLIC_PASSWORD")
+    # Per-statement limits, so one slow or hostile query cannot hold a pool connection.
+    statement_timeout_ms: int = Field(default=60_000, ge=100,
+                                      validation_alias="CITYGRID_DB_STATEMENT_TIMEOUT_MS")
+    public_statement_timeout_ms: int = Field(
+        default=5_000, ge=100, validation_alias="CITYGRID_DB_PUBLIC_STATEMENT_TIMEOUT_MS")
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000, ge=100, validation_alias="CITYGRID_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS")
 
-    @field_validator("url")
+    @field_validator("url", "app_url", "public_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept postgres:// and postgresql:// and use the psycopg2 driver."""
@@ -72,6 +89,45 @@ class ApiSettings(BaseSettings):
     max_upload_mb: int = 50  # file uploads: layer import, batch routing
     # Every other request body (JSON). A zone of 10,000 vertices is about 300 KB.
     max_body_kb: int = Field(default=1024, ge=1)
+    # The address users reach the app at (https://citygrid.example.gov.cn), when a proxy in
+    # front changes scheme, host or port: cross-site checks compare a request's Origin with it
+    # (else with the request's own scheme and Host), and https turns on Secure cookies.
+    public_url: str | None = None
+    # Secure flag on the login cookie; unset follows public_url (true when it is https).
+    cookie_secure: bool | None = None
+    # Sign-in throttling (in process): failures a username / a client address may make within
+    # the window before each further failure locks it, for lockout_s doubling up to max.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_min: float = Field(default=15, gt=0)
+    login_lockout_s: float = Field(default=30, gt=0)
+    login_max_lockout_s: float = Field(default=900, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        """Keep scheme://host[:port] (lower case, default port dropped); refuse anything else."""
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"CITYGRID_API_PUBLIC_URL {value!r} has a bad port") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"CITYGRID_API_PUBLIC_URL {value!r} must be http(s)://host[:port]")
+        scheme, host = parts.scheme.lower(), parts.hostname.lower()
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        default = {"http": 80, "https": 443}[scheme]
+        return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies carry the Secure flag (only sent over HTTPS)."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return bool(self.public_url and self.public_url.startswith("https://"))
 
 
 BaseMap = Literal["none", "osm", "tianditu", "amap"]

@@ -3,14 +3,11 @@
 // Every decision is the server's: POST /route finds grid, owner, station and responsible unit,
 // POST /cases files the case; this file only asks, draws and lists.
 "use strict";
+// esc(value) (maps/escaping.py ESC_JS, defined by the wrapper) makes data safe for HTML:
+// every value from the server goes through it, or through textContent, never raw.
 var labels = CONFIG.labels;
 var $ = function (id) { return document.getElementById(id); };
 
-function esc(s) {
-  return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
-    return "&#" + c.charCodeAt(0) + ";";
-  });
-}
 function api(path) { return CONFIG.apiBase + path; }
 function label(kind, value) { return (labels[kind] && labels[kind][value]) || value; }
 function categoryName(type, code) {
@@ -196,7 +193,9 @@ function readInput() {
 function showRoute(r) {
   var owner = r.owner, st = r.station;
   var flags = "";
-  if (r.snapped) { flags += '<span class="cg-flag">界外就近 ' + r.snap_distance_m + " 米</span>"; }
+  if (r.snapped) {
+    flags += '<span class="cg-flag">界外就近 ' + esc(r.snap_distance_m) + " 米</span>";
+  }
   if (owner.fallback) { flags += '<span class="cg-flag">属地兜底</span>'; }
   var boundary = r.near_boundary
     ? '<span class="cg-flag" data-near-boundary="true">靠近网格边界</span> 邻近网格 ' +
@@ -211,15 +210,15 @@ function showRoute(r) {
     ["联系电话", owner.phone ? '<a href="tel:' + esc(owner.phone) + '">' + esc(owner.phone) +
                                "</a>" : "无"],
     ["城管工作站", st ? '<span id="cg-station">' + esc(st.name) + "</span>，" +
-                         Math.round(st.distance_m) + " 米，电话 " + esc(st.phone) : "无"],
+                         esc(Math.round(st.distance_m)) + " 米，电话 " + esc(st.phone) : "无"],
     ["责任单位", '<span id="cg-unit">' + esc(r.responsible_unit) + "</span>"],
     ["依据", esc(r.responsibility_rule_zh || r.responsibility_rule)],
     ["关联部件", r.component ? esc(r.component.code) + "（" + esc(r.component.owner) + "，" +
-                               Math.round(r.component.distance_m) + " 米）" : ""],
+                               esc(Math.round(r.component.distance_m)) + " 米）" : ""],
     ["摊群点", r.stall_zone ? esc(r.stall_zone.name) + "（" + esc(r.stall_zone.operator) + "）"
                             : ""],
     ["边界", boundary],
-    ["WGS84", r.lon.toFixed(6) + ", " + r.lat.toFixed(6) +
+    ["WGS84", esc(r.lon.toFixed(6) + ", " + r.lat.toFixed(6)) +
               (r.raw_crs !== "wgs84" ? "（由 " + esc(label("raw_crs", r.raw_crs)) + " 换算）" : "")]
   ]);
   var box = $("cg-route");
@@ -302,7 +301,7 @@ function showNearby(r) {
       var li = document.createElement("li");
       li.className = "cg-nearby-case";
       li.setAttribute("data-case-id", c.id);
-      li.innerHTML = caseLine(c, " · " + Math.round(c.distance_m) + " 米");
+      li.innerHTML = caseLine(c, " · " + esc(Math.round(c.distance_m)) + " 米");
       li.addEventListener("click", function () { marker.openPopup(); });
       ol.appendChild(li);
     });
@@ -462,7 +461,8 @@ function loadSupervised() {
     if (!groups.length) { empty(ol, "暂无重点督办案件"); }
     groups.forEach(function (g) {
       listItem(ol, "<b>" + esc(categoryName(g.category_type, g.category_code)) + "</b> 重复 " +
-        g.case_count + " 次，未结 " + g.open_count + ' 件<br><span class="cg-meta">网格 ' +
+        esc(g.case_count) + " 次，未结 " + esc(g.open_count) +
+        ' 件<br><span class="cg-meta">网格 ' +
         esc(g.grid_codes.join("、")) + " · " + esc(when(g.first_reported_at)) + " 至 " +
         esc(when(g.last_reported_at)) + "</span>",
         g.case_ids[g.case_ids.length - 1],

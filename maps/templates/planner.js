@@ -2,14 +2,11 @@
 // `map` (the Leaflet map), CONFIG (labels, colours, limits) and DATA (GeoJSON layers).
 // Every rule decision is the server's: this file only draws, posts and paints answers.
 "use strict";
+// esc(value) (maps/escaping.py ESC_JS, defined by the wrapper) makes data safe for HTML:
+// every value from the server goes through it, or through textContent, never raw.
 var labels = CONFIG.labels, colors = CONFIG.colors;
 var $ = function (id) { return document.getElementById(id); };
 
-function esc(s) {
-  return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
-    return "&#" + c.charCodeAt(0) + ";";
-  });
-}
 function merge(target, source) {
   Object.keys(source).forEach(function (k) {
     if (source[k] && typeof source[k] === "object" && target[k] && typeof target[k] === "object") {
@@ -55,8 +52,8 @@ Object.keys(labels.street_class).forEach(function (cls) {
               opacity: 0.85};
     },
     onEachFeature: function (f, l) {
-      l.bindTooltip(esc(f.properties.name) + "（" + label("street_class", cls) + "，宽" +
-                    f.properties.width_m + "米）");
+      l.bindTooltip(esc(f.properties.name) + "（" + esc(label("street_class", cls)) + "，宽" +
+                    esc(f.properties.width_m) + "米）");
     }
   }).addTo(map);
   overlays['<span style="color:' + colors.street_class[cls] + '">■</span> 道路：' +
@@ -83,8 +80,8 @@ var sites = L.geoJSON(DATA.sensitive_sites, {
   },
   onEachFeature: function (f, l) {
     var kind = label("site_kind", f.properties.kind), limit = siteLimit(f.properties.kind);
-    l.bindTooltip(esc(f.properties.name) + "（" + kind + (limit ? "，" + limit + "米内禁设" : "") +
-                  "）");
+    l.bindTooltip(esc(f.properties.name) + "（" + esc(kind) +
+                  (limit ? "，" + esc(limit) + "米内禁设" : "") + "）");
     if (limit && f.geometry.type === "Point") {
       var ll = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
       L.circle(ll, {radius: limit, color: colors.site_kind[f.properties.kind], weight: 1,
@@ -113,15 +110,15 @@ function zonePopup(f) {
                     ["状态", label("status", p.status)], ["时段", slotText(p)],
                     ["摊位数", p.capacity], ["管理方", p.operator]]);
   html += '<div class="cg-popup">';
-  html += '<button type="button" data-act="edit" data-id="' + id + '">编辑</button>';
+  html += '<button type="button" data-act="edit" data-id="' + esc(id) + '">编辑</button>';
   if (p.status === "draft") {
-    html += '<button type="button" data-act="approve" data-id="' + id + '">批准</button>';
+    html += '<button type="button" data-act="approve" data-id="' + esc(id) + '">批准</button>';
   }
   if (p.status !== "retired") {
-    html += '<button type="button" data-act="split" data-id="' + id + '">分割</button>';
+    html += '<button type="button" data-act="split" data-id="' + esc(id) + '">分割</button>';
   }
-  html += '<button type="button" data-act="retire" data-id="' + id + '">撤销</button>';
-  html += '<button type="button" data-act="history" data-id="' + id + '">历史版本</button>';
+  html += '<button type="button" data-act="retire" data-id="' + esc(id) + '">撤销</button>';
+  html += '<button type="button" data-act="history" data-id="' + esc(id) + '">历史版本</button>';
   return html + "</div>";
 }
 var zonesById = {};

@@ -2,15 +2,12 @@
 // Leaflet map), CONFIG (base map, kinds, time) and DATA (facilities, stations, zones, outlines,
 // already in the base map's datum). "Open now" was decided on the server for CONFIG.at.
 "use strict";
+// esc(value) (maps/escaping.py ESC_JS, defined by the wrapper) makes data safe for HTML:
+// every value from the server goes through it, or through textContent, never raw.
 var $ = function (id) { return document.getElementById(id); };
 var kinds = {};
 CONFIG.kinds.forEach(function (k) { kinds[k.id] = k; });
 
-function esc(s) {
-  return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
-    return "&#" + c.charCodeAt(0) + ";";
-  });
-}
 function rows(pairs) {
   return '<table class="cg-popup">' + pairs.filter(function (p) { return p[1] !== ""; })
     .map(function (p) { return "<tr><th>" + esc(p[0]) + "</th><td>" + p[1] + "</td></tr>"; })
@@ -42,8 +39,9 @@ if (outlines.getLayers().length) {
 function icon(kind, open) {
   var k = kinds[kind];
   return L.divIcon({className: "", iconSize: [28, 28], iconAnchor: [14, 14],
-                    html: '<div class="cg-pin cg-kind-' + kind + (open === false ? " closed" : "") +
-                          '" style="background:' + k.color + '">' + esc(k.glyph) + "</div>"});
+                    html: '<div class="cg-pin cg-kind-' + esc(kind) +
+                          (open === false ? " closed" : "") + '" style="background:' +
+                          esc(k.color) + '">' + esc(k.glyph) + "</div>"});
 }
 var items = [];
 function add(kind, place, popup, polygon) {
@@ -166,8 +164,8 @@ function show(result) {
                                   {color: "#1565c0", weight: 2, dashArray: "4 4"}));
     var li = document.createElement("li");
     li.className = "cg-result";
-    li.innerHTML = esc(p.name) + '<span class="cg-dist">步行约 ' + p.walking_distance_m +
-                   " 米 · " + p.walking_minutes + " 分钟</span>" +
+    li.innerHTML = esc(p.name) + '<span class="cg-dist">步行约 ' + esc(p.walking_distance_m) +
+                   " 米 · " + esc(p.walking_minutes) + " 分钟</span>" +
                    (p.phone ? " " + phone(p.phone) : "") + " " + openTag(p.open_now);
     li.addEventListener("click", function () {
       var item = findItem(p.kind, p.id);
@@ -181,9 +179,10 @@ function show(result) {
   status(result.places.length ? "最近的" + result.kind_zh + "（直线距离 × " +
          result.detour_factor + " 估算步行距离）" : "附近没有" + result.kind_zh);
   // Keep the results clear of the bars that cover the map on a phone.
-  var phone = window.innerWidth < 900;
-  var top = phone ? $("cg-top").offsetHeight : 0;
-  var bottom = phone ? $("cg-sheet").offsetHeight : 0;
+  // (Not named `phone`: a var of that name would hide phone() in the whole function.)
+  var narrow = window.innerWidth < 900;
+  var top = narrow ? $("cg-top").offsetHeight : 0;
+  var bottom = narrow ? $("cg-sheet").offsetHeight : 0;
   map.fitBounds(bounds, {maxZoom: 17, paddingTopLeft: [30, 30 + top],
                          paddingBottomRight: [30, 30 + bottom]});
 }

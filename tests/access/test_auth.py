@@ -181,7 +181,9 @@ def test_token_and_cookie_login_logout(client: TestClient, two_grids: Engine) ->
     assert client.get("/auth/me", headers=headers).status_code == 401
 
     # The page login: a cookie, HttpOnly and SameSite=Strict, then back to the page asked for.
-    with TestClient(client.app, follow_redirects=False) as browser:
+    # The form posts from the app's own page, as browsers say in Origin (tests/access/test_csrf.py).
+    with TestClient(client.app, follow_redirects=False,
+                    headers={"Origin": "http://testserver"}) as browser:
         page = browser.get("/cases", headers={"Accept": "text/html"})
         assert page.status_code == 303 and page.headers["location"] == "/login?next=/cases"
         wrong = browser.post("/auth/login", data={"username": "x-login", "password": "nope-nope",
@@ -331,3 +333,12 @@ def test_map_page_of_a_grid_owner_is_not_shared(client: TestClient, two_grids: E
     assert LIGHT_MINE in owner_page and LIGHT_THEIRS not in owner_page
     # ... and the owner's page did not replace the one everybody else gets.
     assert LIGHT_THEIRS in client.get("/map", headers=headers_for(two_grids, "admin")).text
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "/\\evil.example", "/\t/evil.example",
+                                    "/\n/evil.example", "https://evil.example", "evil", ""])
+def test_login_next_is_never_an_open_redirect(target: str) -> None:
+    from api.routes.access import _safe_next
+
+    assert _safe_next(target) == "/"
+    assert _safe_next("/cases?status=open") == "/cases?status=open"

@@ -30,6 +30,7 @@ from gis.platform.cluster import PrivateCluster
 from gis.platform.db import database_url, drop_database, make_engine
 from gis.platform.migrate import alembic_config, current_revision
 from gis.platform.settings import Settings
+from tests.support.accounts import headers_for
 
 runner = CliRunner()
 
@@ -162,9 +163,11 @@ def test_serve_answers_health_and_stops(test_db_url: URL, engine: Engine,
                 body = r.json()
                 break
             assert body is not None, log.read_text(errors="replace")
-            assert body["status"] == "ok"
-            assert body["postgis"].startswith("3.")
-            assert body["schema_revision"] == current_revision(engine)
+            assert body == {"status": "ok"}  # anonymous: up or down, nothing more
+            details = httpx.get(f"http://127.0.0.1:{port}/health/details", timeout=5,
+                                headers=headers_for(engine, "analyst")).json()
+            assert details["postgis"].startswith("3.")
+            assert details["schema_revision"] == current_revision(engine)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
