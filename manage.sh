@@ -76,7 +76,7 @@ case "${1:-}" in
     "$VENV/bin/lint-imports"
     say "tests (throwaway database)"
     shift
-    # Browser tests fail instead of skipping when Chromium is missing (see tests/browser.py).
+    # Browser tests fail instead of skipping when Chromium is missing (see tests/support/browser.py).
     CITYGRID_REQUIRE_BROWSER=1 exec "$VENV/bin/pytest" "$@" ;;
   *)
     echo "usage: ./manage.sh run | test [pytest args] | setup" >&2; exit 2 ;;

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction
 
 from api.deps import SessionDep
-from gis import auth
-from gis.auth import User
-from gis.errors import AuthenticationError, PermissionDeniedError
+from gis.access import auth
+from gis.access.auth import User
+from gis.platform.errors import AuthenticationError, PermissionDeniedError
 
 TOKEN_COOKIE = "citygrid_token"
 STAFF = auth.ROLES

@@ -30,7 +30,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import TOKEN_COOKIE
-from gis.settings import ApiSettings
+from gis.platform.settings import ApiSettings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 LOGIN_FORM_PATHS = frozenset({"/auth/login", "/auth/login/"})

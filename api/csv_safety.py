@@ -1,4 +1,4 @@
-"""The CSV of the OGC routes (`/ogc/.../items?f=csv`), written through gis.exports_safety.
+"""The CSV of the OGC routes (`/ogc/.../items?f=csv`), written through gis.platform.exports_safety.
 
 tipg 1.6 writes `f=csv` with the module function `tipg.factory.create_csv_rows`, looked up at
 call time by both the items and the single-item route. Replacing that one function is the
@@ -15,7 +15,7 @@ from typing import Any
 
 from tipg import factory as tipg_factory
 
-from gis.exports_safety import neutralise_cell, neutralise_row
+from gis.platform.exports_safety import neutralise_cell, neutralise_row
 
 
 class _Line:

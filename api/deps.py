@@ -10,8 +10,8 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from api.params import MAX_OFFSET_ROWS
-from gis.errors import InvalidInputError
-from gis.settings import Settings
+from gis.platform.errors import InvalidInputError
+from gis.platform.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
-from gis.errors import (
+from gis.platform.errors import (
     AuthenticationError,
     CityGridError,
     ConflictError,

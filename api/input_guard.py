@@ -32,7 +32,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 MAX_JSON_DEPTH = 64
 MAX_FILE_NAME_BYTES = 255  # ext4, xfs, NTFS: longer names cannot be created

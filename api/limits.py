@@ -16,7 +16,7 @@ import re
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gis.settings import ApiSettings
+from gis.platform.settings import ApiSettings
 
 UPLOAD_PATHS = re.compile(r"^/layers/[^/]+/import/?$|^/route/batch/?$")
 MULTIPART_ROOM = 1024 * 1024  # boundaries and the small form fields beside the file

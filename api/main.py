@@ -17,25 +17,16 @@ from api.errors import document_errors, install_error_handlers
 from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
 from api.ogc import close_ogc, mount_ogc, open_ogc
-from api.routes import (
-    analysis,
-    assets,
-    auth,
-    cases,
-    geocoding,
-    health,
-    hotspots,
-    layers,
-    open311,
-    pages,
-    public,
-    routing,
-    zones,
-)
-from api.routes.auth import login_throttle
+from api.routes import access as auth
+from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
+from api.routes import platform as health
+from api.routes.access import login_throttle
+from api.routes.dispatch import cases, routing
+from api.routes.public import convenience_map as public
+from api.routes.public import open311
 from api.security_headers import SecurityHeadersMiddleware
-from gis.db import make_engine, role_url, session_factory, session_options
-from gis.settings import Settings
+from gis.platform.db import make_engine, role_url, session_factory, session_options
+from gis.platform.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -70,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="citygrid", version="0.1.0", lifespan=lifespan,
                   description="数字化城管 GIS 平台 API (citygrid)", docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.login_throttle = login_throttle(settings.api)  # per process, see gis/throttle.py
+    app.state.login_throttle = login_throttle(settings.api)  # per process: gis.access.throttle
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)

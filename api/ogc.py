@@ -69,8 +69,8 @@ from api.ogc_standard import (
     tms_with_v1_keys,
     wrap_route,
 )
-from gis.db import libpq_dsn, role_url, session_options
-from gis.settings import Settings
+from gis.platform.db import libpq_dsn, role_url, session_options
+from gis.platform.settings import Settings
 
 OGC_PREFIX = "/ogc"
 PUBLIC_SCHEMA = "pub"

@@ -6,9 +6,9 @@ property names and literals into the statement text. citygrid replaces both step
 
 * `checked_filter` stands in for tipg's `filter_query` dependency (via dependency_overrides):
   it parses the text or JSON with cql2 and refuses, with 400 and an OGC exception body, every
-  filter `gis.cql2_sql.check_filter` does not allow, before a connection is taken;
+  filter `gis.public.cql2_sql.check_filter` does not allow, before a connection is taken;
 * `BoundPgCollection` renders the WHERE clause of items, counts and tiles with
-  `gis.cql2_sql.compile_filter`, appending each literal to the statement's parameter list.
+  `gis.public.cql2_sql.compile_filter`, appending each literal to the statement's parameter list.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from tipg.collections import Collection, PgCollection
 
-from gis.cql2_sql import Column, FilterError, check_filter, column_kind, compile_filter
+from gis.public.cql2_sql import Column, FilterError, check_filter, column_kind, compile_filter
 
 # The parameter list of the statement being built: tipg builds FROM, then WHERE, in one
 # synchronous expression, so the list seen by `_from` is the one `_where_clause` must extend.

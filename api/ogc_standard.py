@@ -1,7 +1,7 @@
 """What /ogc changes on top of tipg so clients that read the OGC standards to the letter work.
 
 tipg 1.6 serves the data right but several protocol details wrong (issue 17); each fix here is
-named after the requirement it meets and tested in tests/test_ogc_conformance.py:
+named after the requirement it meets and tested in tests/public/test_ogc_conformance.py:
 
 * Tiles: collections link their tilesets with rel `.../tilesets-vector` (geodata-tilesets), a
   tileset links its tiles with rel `item` and a `{tileMatrix}/{tileCol}/{tileRow}` template

@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import HTTPException, UploadFile
 
 from api.input_guard import check_upload_name
-from gis.errors import CityGridError, InvalidInputError
+from gis.platform.errors import CityGridError, InvalidInputError
 
 UPLOAD_CHUNK = 1024 * 1024
 

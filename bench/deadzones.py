@@ -29,9 +29,15 @@ from rich.table import Table
 
 from gis.analysis.dark_streets import find_dark_streets, find_dark_streets_kdtree
 from gis.analysis.hotspots import classify_hotspots, hex_cells, hex_counts, study_area_cells
-from gis.db import database_url, drop_database, ensure_database, make_engine, session_factory
-from gis.migrate import upgrade
-from gis.settings import Settings
+from gis.platform.db import (
+    database_url,
+    drop_database,
+    ensure_database,
+    make_engine,
+    session_factory,
+)
+from gis.platform.migrate import upgrade
+from gis.platform.settings import Settings
 
 console = Console()
 T = TypeVar("T")

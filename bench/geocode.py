@@ -30,13 +30,13 @@ from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.db import database_url, drop_database, ensure_database, make_engine
 from gis.demo.load import load_demo
+from gis.dispatch.routing_batch import ALIASES
 from gis.geocoding.batch import geocode_addresses
 from gis.geocoding.service import geocode
-from gis.migrate import upgrade
-from gis.routing_batch import ALIASES
-from gis.settings import CitySettings, Settings
+from gis.platform.db import database_url, drop_database, ensure_database, make_engine
+from gis.platform.migrate import upgrade
+from gis.platform.settings import CitySettings, Settings
 
 CITY = CitySettings()
 TO_METRIC = Transformer.from_crs(4326, CITY.metric_epsg, always_xy=True)

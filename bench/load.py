@@ -46,17 +46,17 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gis import auth  # noqa: E402
-from gis.db import (  # noqa: E402
+from gis.access import auth  # noqa: E402
+from gis.demo.load import load_demo  # noqa: E402
+from gis.platform.db import (  # noqa: E402
     database_url,
     drop_database,
     ensure_database,
     make_engine,
     transaction,
 )
-from gis.demo.load import load_demo  # noqa: E402
-from gis.migrate import upgrade  # noqa: E402
-from gis.settings import Settings  # noqa: E402
+from gis.platform.migrate import upgrade  # noqa: E402
+from gis.platform.settings import Settings  # noqa: E402
 
 console = Console(width=max(Console().width, 120))
 CHANNELS = ("hotline_12345", "hotline_12319", "wechat", "patrol")

@@ -34,12 +34,13 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gis import auth
-from gis.db import database_url, drop_database, ensure_database, make_engine, transaction
-from gis.migrate import upgrade
-from gis.routing_batch import locate_grids, route_frame
-from gis.routing_settings import RoutingSettings
-from gis.settings import CitySettings, Settings
+from gis.access import auth
+from gis.dispatch.batch_postgis import locate_grids
+from gis.dispatch.routing_batch import route_frame
+from gis.dispatch.routing_settings import RoutingSettings
+from gis.platform.db import database_url, drop_database, ensure_database, make_engine, transaction
+from gis.platform.migrate import upgrade
+from gis.platform.settings import CitySettings, Settings
 
 ORIGIN = (116.95, 36.55)
 DX, DY = 0.00112, 0.0009  # ~100 m x 100 m at 36.6°N: a 万米单元网格

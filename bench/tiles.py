@@ -39,10 +39,10 @@ from rich.table import Table
 from sqlalchemy import text
 
 from api.main import create_app
-from gis.db import database_url, drop_database, ensure_database, make_engine
 from gis.demo.load import load_demo
-from gis.migrate import upgrade
-from gis.settings import Settings
+from gis.platform.db import database_url, drop_database, ensure_database, make_engine
+from gis.platform.migrate import upgrade
+from gis.platform.settings import Settings
 
 console = Console()
 ZOOM = 14

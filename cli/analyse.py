@@ -24,10 +24,10 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
-from gis.db import database_url, make_engine, session_factory
-from gis.errors import CityGridError, InvalidInputError
-from gis.exports_safety import write_csv
-from gis.settings import Settings
+from gis.platform.db import database_url, make_engine, session_factory
+from gis.platform.errors import CityGridError, InvalidInputError
+from gis.platform.exports_safety import write_csv
+from gis.platform.settings import Settings
 
 analyse_app = typer.Typer(help="Analysis: dead zones, hotspots, indicators, reports",
                           no_args_is_help=True)

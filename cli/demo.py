@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.db import database_url, make_engine, transaction
 from gis.demo import DEFAULT_SEED
 from gis.demo.load import load_demo
 from gis.demo.users import ensure_demo_users
-from gis.errors import CityGridError
-from gis.settings import PROJECT_ROOT, Settings
+from gis.platform.db import database_url, make_engine, transaction
+from gis.platform.errors import CityGridError
+from gis.platform.settings import PROJECT_ROOT, Settings
 
 demo_app = typer.Typer(help="The demo city: Jinan 历下区", no_args_is_help=True)
 console = Console()

@@ -16,11 +16,11 @@ from rich.progress import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from gis.db import database_url, make_engine
-from gis.errors import CityGridError
-from gis.routing_batch import route_file as route_file_core
-from gis.routing_settings import RoutingSettings
-from gis.settings import Settings
+from gis.dispatch.routing_batch import route_file as route_file_core
+from gis.dispatch.routing_settings import RoutingSettings
+from gis.platform.db import database_url, make_engine
+from gis.platform.errors import CityGridError
+from gis.platform.settings import Settings
 
 dispatch_app = typer.Typer(help="Dispatch: routing and cases", no_args_is_help=True)
 console = Console()

@@ -14,12 +14,12 @@ from cli.dispatch import dispatch_app, route_file
 from cli.transfer import export_layer, import_layer
 from cli.users import user_app
 from cli.zones import zones_app
-from gis.backup import dump_database, restore_database
-from gis.cluster import PrivateCluster
-from gis.db import database_url, ensure_database, make_engine
-from gis.errors import CityGridError
-from gis.migrate import set_role_passwords, upgrade
-from gis.settings import Settings
+from gis.platform.backup import dump_database, restore_database
+from gis.platform.cluster import PrivateCluster
+from gis.platform.db import database_url, ensure_database, make_engine
+from gis.platform.errors import CityGridError
+from gis.platform.migrate import set_role_passwords, upgrade
+from gis.platform.settings import Settings
 
 app = typer.Typer(help="citygrid: 数字化城管 GIS platform", no_args_is_help=True)
 db_app = typer.Typer(help="The database: private cluster and schema", no_args_is_help=True)

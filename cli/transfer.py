@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import OperationalError
 
-from gis.db import database_url, make_engine, session_factory
-from gis.errors import CityGridError, DatabaseUnavailableError, InvalidInputError
-from gis.settings import Settings
+from gis.platform.db import database_url, make_engine, session_factory
+from gis.platform.errors import CityGridError, DatabaseUnavailableError, InvalidInputError
+from gis.platform.settings import Settings
 from layers import transfer
 from layers.registry import get_layer
 

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from gis import auth
-from gis.db import database_url, make_engine, transaction
-from gis.errors import CityGridError
-from gis.settings import Settings
+from gis.access import auth
+from gis.platform.db import database_url, make_engine, transaction
+from gis.platform.errors import CityGridError
+from gis.platform.settings import Settings
 
 user_app = typer.Typer(help="Staff accounts (admin, planner, dispatcher, grid_owner, analyst)",
                        no_args_is_help=True)

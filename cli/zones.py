@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from gis.db import database_url, make_engine, transaction
-from gis.errors import CityGridError
-from gis.settings import Settings
+from gis.platform.db import database_url, make_engine, transaction
+from gis.platform.errors import CityGridError
+from gis.platform.settings import Settings
 from gis.zones import service
 from gis.zones.errors import ZoneRulesError
 from gis.zones.export import export_zones

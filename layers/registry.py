@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gis.errors import NotFoundError
+from gis.platform.errors import NotFoundError
 from layers import (
     cases,
     communities,

@@ -15,7 +15,7 @@ import folium
 from branca.element import Element, Figure
 from markupsafe import escape
 
-from gis.errors import CityGridError
+from gis.platform.errors import CityGridError
 
 VENDOR_PREFIX = "/static/vendor"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gis.settings import PublicMapSettings
+from gis.platform.settings import PublicMapSettings
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from gis.errors import CrsMismatchError
+from gis.platform.errors import CrsMismatchError
 from layers.base import LayerSpec
 
 WEB_EPSG = 4326

@@ -1,6 +1,6 @@
 """The public convenience map (便民服务地图): a phone-first offline page for residents.
 
-The api passes in what the public may see (dicts from gis.public, district outlines); this
+The api passes in what the public may see (gis.public.convenience_map's dicts, outlines); this
 module never reads the database. Markers of every kind share one marker cluster; the page
 filters by kind and by "open now" (decided on the server for the page's time, `?at=`), and asks
 /public/nearest for the nearest places to the browser's location or a tapped point.
@@ -23,7 +23,7 @@ import shapely
 from folium.elements import JSCSSMixin
 from folium.plugins import MarkerCluster
 
-from gis.coords import wgs84_to_gcj02
+from gis.geo.coords import wgs84_to_gcj02
 from maps.basemaps import BaseMap
 from maps.page_tools import PageTools
 from maps.popups import to_web

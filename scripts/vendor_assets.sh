@@ -3,7 +3,7 @@
 #
 # Run only when updating a front-end dependency; the app never needs node at runtime.
 # After a version bump here, update the URL table in maps/assets.py to match folium, then run
-# `pytest tests/test_maps_offline.py tests/test_map_page.py`.
+# `pytest tests/maps/test_maps_offline.py tests/layers/test_map_page.py`.
 #
 # Usage: scripts/vendor_assets.sh            (needs npm and the project venv with folium)
 set -euo pipefail

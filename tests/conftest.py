@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from gis.db import make_engine
-from gis.migrate import upgrade
-from gis.settings import Settings
-from tests.databases import throwaway_database
+from gis.platform.db import make_engine
+from gis.platform.migrate import upgrade
+from gis.platform.settings import Settings
+from tests.support.databases import throwaway_database
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from api.main import create_app
 from gis.geocoding.service import geocode
-from gis.settings import CitySettings
-from tests.accounts import headers_for
+from gis.platform.settings import CitySettings
+from tests.support.accounts import headers_for
 
 CITY = CitySettings()
 GRID_OF = """SELECT c.code FROM grid_cells c WHERE ST_Intersects(c.geom, d.geom)

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
-from tests.accounts import headers_for
-from tests.browser import chromium_or_skip, offline_page, serve
+from tests.support.accounts import headers_for
+from tests.support.browser import chromium_or_skip, offline_page, serve
 
 
 @pytest.fixture(scope="module")

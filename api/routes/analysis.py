@@ -35,8 +35,8 @@ from gis.analysis.indicators import count_indicators, indicator_table
 from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES
 from gis.analysis.reports import build_report
 from gis.analysis.station_coverage import find_coverage_gaps, summarise_coverage
-from gis.errors import InvalidInputError
-from gis.settings import Settings
+from gis.platform.errors import InvalidInputError
+from gis.platform.settings import Settings
 from layers.query import count_features, read_layer
 from layers.registry import LAYERS
 from maps.analysis import (

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import AssetKeeperDep
 from api.deps import SessionDep
-from gis.assets import update_component
+from gis.assets.upkeep import update_component
 
 router = APIRouter(tags=["assets"])
 

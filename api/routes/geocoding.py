@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from api.auth import staff_only
 from api.deps import SessionDep, SettingsDep
 from api.params import SaneDatetime
-from api.routes.routing import RoutingSettingsDep
+from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.geocoding.normalize import MAX_ADDRESS_CHARS
 from gis.geocoding.service import GeocodeResult, ReverseResult, geocode, reverse_geocode
 

@@ -22,7 +22,7 @@ from api.routes.analysis import AnalysisFeatures, GeoJSONResponse, _collection, 
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.gi_star import DEFAULT_MIN_CASES, DEFAULT_PERMUTATIONS, DEFAULT_SEED
 from gis.analysis.hotspots import HotspotResult, find_hotspots
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 from layers.query import read_layer
 from layers.registry import LAYERS
 from maps.analysis import hotspots_map

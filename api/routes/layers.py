@@ -22,11 +22,12 @@ from api.auth import AdminDep, staff_only
 from api.deps import BBoxDep, PagingDep, SessionDep, SettingsDep
 from api.routes.pages import invalidate_pages
 from api.uploads import received_upload
-from gis.errors import NotFoundError
+from gis.platform.errors import NotFoundError
 from layers.base import LayerSpec
 from layers.query import count_features, read_layer
 from layers.registry import LAYERS, get_layer
-from layers.transfer import SUPPORTED, read_features, to_features, write_features
+from layers.transfer import read_features, to_features, write_features
+from layers.transfer_read import SUPPORTED
 
 router = APIRouter(tags=["layers"], dependencies=[staff_only])
 

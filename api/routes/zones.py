@@ -18,7 +18,7 @@ from api.auth import PlannerDep, staff_only
 from api.deps import SessionDep, SettingsDep
 from api.params import SaneDatetime
 from api.routes.pages import invalidate_pages
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 from gis.zones import service
 from gis.zones.errors import InvalidZoneGeometryError, ZoneRulesError
 from gis.zones.export import export_zones, zones_collection

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 # Reporting periods follow the wall clock in China, whatever zone a timestamp is stored in.
 CHINA_TZ = ZoneInfo("Asia/Shanghai")

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.analysis.common import BBox, bbox_filter, bbox_params
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 
 def find_cover_risks(

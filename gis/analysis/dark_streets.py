@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.analysis.common import DEFAULT_METRIC_EPSG, BBox, bbox_filter, bbox_params
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 GAP_COLUMNS = ["road_id", "road_name", "street_class", "start_m", "end_m", "gap_m", "dark_m",
                "max_distance_m", "samples", "grid_code", "street_code", "district_code"]

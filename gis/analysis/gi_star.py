@@ -28,7 +28,7 @@ import h3
 import numpy as np
 import pandas as pd
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 Inference = Literal["total", "conditional"]
 

@@ -12,7 +12,7 @@ significant is the neighbourhood, so the label says "热点区域", and only a c
 Documented error rate: on complaints spread uniformly at random over the district, a run
 shows any hot cell in at most about 1 run in 10 (the FDR level of the weakest bin, 0.10,
 bounds the chance of any false discovery when there is no cluster at all);
-tests/test_hotspots.py checks it on 20 seeds and checks that a planted cluster is found.
+tests/analysis/test_hotspots.py checks it on 20 seeds and checks that a planted cluster is found.
 
 Repeat complaints weigh more: each case counts 1 + `repeat_weight` when it repeats an earlier
 one (cases.repeat_of set), so a corner that keeps coming back outranks one-off noise.
@@ -49,7 +49,7 @@ from gis.analysis.gi_star import (
 )
 from gis.analysis.labels import GI_BIN_LABELS
 from gis.analysis.study_area import StudyArea, area_cells, check_resolution, load_study_area
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 __all__ = ["HotspotResult", "classify_hotspots", "fdr_adjust", "find_hotspots", "gi_star",
            "hex_cells", "hex_counts", "hotspots_from_points", "study_area_cells"]

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.labels import COUNT_LABELS, RATES
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 GroupBy = Literal["city", "district", "street", "grid", "owner", "category"]
 GROUP_BYS: tuple[GroupBy, ...] = ("city", "district", "street", "grid", "owner", "category")

@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.analysis.common import DEFAULT_METRIC_EPSG, BBox, bbox_filter, bbox_params
-from gis.errors import InvalidInputError, NotFoundError
+from gis.platform.errors import InvalidInputError, NotFoundError
 
 Method = Literal["auto", "network", "straight"]
 NODE_TOLERANCE_M = 0.5

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.analysis.common import BBox, bbox_params
-from gis.errors import InvalidInputError, NotFoundError
+from gis.platform.errors import InvalidInputError, NotFoundError
 
 # Code length -> (table, Chinese kind): the three levels of the statistical division code.
 AREA_TABLES = {6: ("districts", "区"), 9: ("subdistricts", "街道"), 12: ("communities", "社区")}

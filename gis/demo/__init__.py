@@ -2,6 +2,8 @@
 
 Generation (pure functions returning GeoDataFrames, no database) lives in one small module per
 layer; `gis.demo.load.load_demo` writes the result to PostGIS in one transaction.
+
+May import every other capability of gis; only cli and tests import it.
 """
 
 DISTRICT_CODE = "370102"

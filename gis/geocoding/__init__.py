@@ -6,7 +6,8 @@ explained level (`match`), the session-facing service with grid routing and reve
 (`service`), pre-geocoding of batch frames (`batch`) and the demo city's simulated doorplates
 and compounds (`demo_addresses`).
 
-May import: `gis.coords`, `gis.errors`, `gis.settings`, `gis.routing`, `gis.routing_settings`,
+May import: `gis.geo.coords`, `gis.platform.errors`, `gis.platform.settings`,
+`gis.dispatch.routing`, `gis.dispatch.routing_settings`,
 shapely / pyproj / numpy / pandas, `cpca` (administrative prefixes) and `rapidfuzz` (fuzzy
 names). Nothing here commits: the caller owns the transaction.
 """

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session
 
 from gis.geocoding.index import current_index
 from gis.geocoding.match import match
-from gis.geocoding.parse import parse_address
+from gis.geocoding.normalize import normalize_text
+from gis.geocoding.parse import parse_address, prime_admin
 from gis.geocoding.service import (
     CONFIDENT_SCORE,
     district_name_of,
     elsewhere,
     metric_to_wgs84,
 )
-from gis.settings import CitySettings
+from gis.platform.settings import CitySettings
 
 ADDRESS_COLUMNS = ("地址", "事发地址", "详细地址", "事件地址", "address", "address_string",
                    "addr", "location")
@@ -63,7 +64,9 @@ def geocode_addresses(conn: Connection, frame: pd.DataFrame, *, city: CitySettin
         index = current_index(Session(bind=conn), metric_epsg=city.metric_epsg)
         district = district_name_of(city)
         found: dict[str, tuple[Any, ...]] = {}
-        for q in pd.unique(texts[wanted]):
+        distinct = list(pd.unique(texts[wanted]))
+        prime_admin([normalize_text(q) for q in distinct])  # one cpca call, not one per row
+        for q in distinct:
             parsed = parse_address(q, district_name=district)
             refused = elsewhere(parsed, city)
             best = None if refused else next(iter(match(parsed, index, limit=1)), None)

@@ -53,6 +53,9 @@ def match(parsed: ParsedAddress, index: GeocodeIndex, *, limit: int = 5) -> list
         found = _place(index, parsed.place, parsed.side)
     else:
         found = []
+    if not found and parsed.text and not parsed.cross:
+        # 模拟经六路公厕2号 is a place's whole name, not road + number: try it as one.
+        found = _place(index, parsed.text, None)
     if parsed.offset:
         found = [_offset(c, *parsed.offset) for c in found]
     found.sort(key=lambda c: (-c.score, c.name))

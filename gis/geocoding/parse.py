@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from gis.geocoding.normalize import normalize_text
@@ -62,13 +61,25 @@ class ParsedAddress:
         return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
 
 
-@lru_cache(maxsize=4096)
-def _admin(text: str) -> tuple[str | None, str | None, str | None, str | None, str]:
-    """(province, city, district, adcode, rest) when the text starts with a division name."""
+_ADMIN_CACHE: dict[str, tuple[Any, ...]] = {}
+_ADMIN_CACHE_SIZE = 20_000
+
+
+def prime_admin(texts: list[str]) -> None:
+    """Read the administrative prefixes of many normalised texts in one `cpca` call (batch)."""
     import cpca  # imported late: it loads its division table (0.3 s) on first use
 
-    frame = cpca.transform([text])
-    row = frame.iloc[0]
+    todo = [t for t in dict.fromkeys(texts) if t not in _ADMIN_CACHE]
+    if not todo:
+        return
+    if len(_ADMIN_CACHE) + len(todo) > _ADMIN_CACHE_SIZE:
+        _ADMIN_CACHE.clear()
+    frame = cpca.transform(todo)
+    for t, (_, row) in zip(todo, frame.iterrows(), strict=True):
+        _ADMIN_CACHE[t] = _admin_row(t, row)
+
+
+def _admin_row(text: str, row: Any) -> tuple[Any, ...]:
     rest = row["地址"]
     if not isinstance(rest, str) or not text.endswith(rest) or rest == text:
         return None, None, None, None, text
@@ -78,6 +89,13 @@ def _admin(text: str) -> tuple[str | None, str | None, str | None, str | None, s
         return v if isinstance(v, str) and v else None
 
     return value("省"), value("市"), value("区"), value("adcode"), rest
+
+
+def _admin(text: str) -> tuple[Any, ...]:
+    """(province, city, district, adcode, rest) when the text starts with a division name."""
+    if text not in _ADMIN_CACHE:
+        prime_admin([text])
+    return _ADMIN_CACHE[text]
 
 
 def strip_admin(text: str, *, district_name: str | None = None) -> tuple[Any, ...]:

@@ -16,15 +16,15 @@ from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.coords import normalise_crs, to_wgs84, wgs84_to_gcj02
-from gis.errors import InvalidInputError, OutsideCityError
+from gis.dispatch.routing import RouteResult, route_point
+from gis.dispatch.routing_settings import RoutingSettings
+from gis.geo.coords import normalise_crs, to_wgs84, wgs84_to_gcj02
 from gis.geocoding.index import current_index
 from gis.geocoding.match import match
 from gis.geocoding.normalize import MAX_ADDRESS_CHARS
 from gis.geocoding.parse import ParsedAddress, parse_address
-from gis.routing import RouteResult, route_point
-from gis.routing_settings import RoutingSettings
-from gis.settings import CitySettings
+from gis.platform.errors import InvalidInputError, OutsideCityError
+from gis.platform.settings import CitySettings
 
 CONFIDENT_SCORE = 0.6
 REVERSE_DOORPLATE_M = 60.0  # farther than this, the reverse answer names the road only

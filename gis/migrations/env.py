@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by gis.migrate."""
+"""Alembic environment: runs on the connection handed over by gis.platform.migrate."""
 
 from alembic import context
 from sqlalchemy import create_engine

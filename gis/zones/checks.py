@@ -26,8 +26,8 @@ from shapely.geometry import Polygon
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.errors import OutsideCityError
-from gis.settings import CitySettings
+from gis.platform.errors import OutsideCityError
+from gis.platform.settings import CitySettings
 from gis.zones.errors import InvalidZoneGeometryError
 from gis.zones.rules import ZoneRules
 from gis.zones.timeslots import first_common_time, parse_schedule

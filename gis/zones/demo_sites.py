@@ -17,7 +17,7 @@ from shapely.geometry import LineString, Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.settings import CitySettings
+from gis.platform.settings import CitySettings
 
 DEFAULT_COUNTS = {"school_gate": 30, "kindergarten": 30, "hospital": 8, "metro_exit": 6,
                   "fire_lane": 40}  # metro_exit: stations, four exits each

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 
 class ZoneRulesError(InvalidInputError):

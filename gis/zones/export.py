@@ -12,7 +12,7 @@ import geopandas as gpd
 from shapely.geometry import shape
 from sqlalchemy.orm import Session
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 from gis.zones.queries import list_zones
 
 FORMATS = {"geojson": ("application/geo+json", "geojson"),

@@ -11,8 +11,8 @@ import geopandas as gpd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.errors import OutsideCityError
-from gis.settings import CitySettings
+from gis.platform.errors import OutsideCityError
+from gis.platform.settings import CitySettings
 from gis.zones.checks import SITE_LABELS, STREET_LABELS
 from gis.zones.rules import ZoneRules
 from gis.zones.service import zone_feature

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules_default.toml"
 SiteKind = Literal["school_gate", "kindergarten", "hospital", "metro_exit"]

@@ -14,7 +14,7 @@ from shapely.errors import GEOSException
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from gis.errors import CrsMismatchError, InvalidInputError
+from gis.platform.errors import CrsMismatchError, InvalidInputError
 from gis.zones.timeslots import Schedule, parse_schedule
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.errors import ConflictError, InvalidInputError, NotFoundError
-from gis.settings import CitySettings
+from gis.platform.errors import ConflictError, InvalidInputError, NotFoundError
+from gis.platform.settings import CitySettings
 from gis.zones.checks import ZoneCheck, check_geometry, check_zone
 from gis.zones.errors import ZoneRulesError
 from gis.zones.rules import ZoneRules

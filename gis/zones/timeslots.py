@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from gis.errors import InvalidInputError
+from gis.platform.errors import InvalidInputError
 
 DAY_MINUTES = 24 * 60
 _LEAP_YEAR = 2024  # a leap year, so 02-29 exists

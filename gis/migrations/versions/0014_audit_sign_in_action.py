@@ -4,7 +4,7 @@ Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-03
 
-Failed and locked sign-ins (api/routes/auth.py) are written to `audit_log` by the app role.
+Failed and locked sign-ins (api/routes/access.py) are written to `audit_log` by the app role.
 They are not row changes, so they no longer pretend to be INSERTs; rows logged before this
 revision are left as they are (the log is append-only).
 """

@@ -1,0 +1,4 @@
+"""Who may do what: users, password hashing, tokens, roles (`auth`) and the audit log (`audit`).
+
+May import gis.platform only.
+"""

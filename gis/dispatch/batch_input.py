@@ -1,0 +1,197 @@
+"""Batch routing, step one: read a hotline export and check every row, in pandas/numpy.
+
+`read_table` reads CSV (UTF-8 or GB18030) or .xlsx as text; `prepare` finds the columns by
+their usual names (ALIASES), converts coordinates to WGS84 and gives every row that cannot be
+routed a `reason`. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gis.dispatch.routing import (
+    CATEGORY_CODE,
+    COMPONENT_CODE,
+    COVER_CLASSES,
+    STREETLIGHT_CLASS,
+)
+from gis.dispatch.routing_settings import RoutingSettings
+from gis.geo.coords import SUPPORTED_CRS, in_china, normalise_crs, to_wgs84_many, valid_lonlat
+from gis.platform.errors import InvalidInputError, NotFoundError
+from gis.platform.settings import CitySettings
+
+# Column names hotline systems use, first match wins (case-insensitive, trimmed).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "x": ("x", "lon", "lng", "longitude", "经度"),
+    "y": ("y", "lat", "latitude", "纬度"),
+    "crs": ("crs", "坐标系"),
+    "at": ("at", "reported_at", "time", "datetime", "受理时间", "时间"),
+    "category_type": ("category_type", "类型"),
+    "category_code": ("category_code", "category", "类别", "类别编码"),
+    "component_code": ("component_code", "部件编码"),
+}
+
+
+def _resolve_columns(frame: pd.DataFrame) -> dict[str, str]:
+    lookup = {str(c).strip().lower(): c for c in frame.columns}
+    found: dict[str, str] = {}
+    for key, names in ALIASES.items():
+        for name in names:
+            if name in lookup:
+                found[key] = lookup[name]
+                break
+    missing = [k for k in ("x", "y") if k not in found]
+    if missing:
+        raise InvalidInputError(
+            f"no {' / '.join(missing)} column: expected one of "
+            + "; ".join(", ".join(ALIASES[k]) for k in missing)
+            + f"; found {', '.join(map(str, frame.columns))}")
+    return found
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Every cell of a CSV or .xlsx export as text (numbers are checked per row later)."""
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        try:
+            import openpyxl  # noqa: F401  (pandas needs it; checked here for a clear message)
+        except ImportError:
+            raise InvalidInputError(
+                f"{path.name}: reading Excel needs the openpyxl package; install it or save "
+                "the sheet as CSV") from None
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        try:
+            return pd.read_excel(path, dtype=str, keep_default_na=False)
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile, InvalidFileException) as exc:
+            # openpyxl's own errors name no path; pandas' and zipfile's are short.
+            raise InvalidInputError(f"{path.name}: not a readable Excel workbook "
+                                    f"({type(exc).__name__})") from None
+    if suffix in (".csv", ".txt"):
+        for encoding in ("utf-8-sig", "gb18030"):  # hotline systems on Windows export GBK
+            try:
+                return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            except UnicodeDecodeError:
+                continue
+            except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+                raise InvalidInputError(f"{path.name}: not a readable CSV table "
+                                        f"({str(exc).splitlines()[0][:200]})") from None
+        raise InvalidInputError(f"{path.name}: text is neither UTF-8 nor GB18030")
+    raise InvalidInputError(f"{path.name}: unsupported file type {suffix!r}; use .csv or .xlsx")
+
+
+def _numbers(raw: pd.Series, name: str, reason: Any) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(raw):  # already numbers (a DataFrame, not a file)
+        values = raw.to_numpy(dtype=np.float64)
+        reason[np.isnan(values) & (reason == "").to_numpy()] = "missing coordinates"
+        return values
+    # to_numeric skips surrounding blanks itself; only the failures need the text stripped.
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    failed = np.isnan(values)
+    text_values = raw[failed].astype(str).str.strip()
+    empty = np.zeros(len(raw), dtype=bool)
+    empty[failed] = (text_values == "").to_numpy()
+    empty &= (reason == "").to_numpy()
+    reason[empty] = "missing coordinates"
+    bad = failed & ~empty & (reason == "").to_numpy()
+    reason[bad] = [f"{name} {v!r} is not a number" for v in text_values[bad[failed]]]
+    return values
+
+
+def _by_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """`fn` applied to each distinct value once (CRS tags, categories: a handful in 1M rows)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = fn(pd.Series(uniques, dtype=object)).to_numpy()
+    return pd.Series(mapped[codes], index=values.index, dtype=mapped.dtype)
+
+
+def prepare(frame: pd.DataFrame, *, default_crs: str = "wgs84",
+            settings: RoutingSettings, city: CitySettings,
+            now: datetime | None = None) -> pd.DataFrame:
+    """Per-row checks and WGS84 conversion: lon, lat, local time, codes and a `reason` column."""
+    default_crs = normalise_crs(default_crs)
+    cols = _resolve_columns(frame)
+    n = len(frame)
+    # Any: pandas-stubs has no overload for boolean-mask assignment of a list.
+    reason: Any = pd.Series([""] * n, index=frame.index, dtype=object)
+
+    def column(key: str, default: str = "") -> pd.Series:
+        if key in cols:
+            return _by_value(frame[cols[key]], lambda v: v.astype(str).str.strip())
+        return pd.Series([default] * n, index=frame.index, dtype=object)
+
+    x = _numbers(frame[cols["x"]], "x", reason)
+    y = _numbers(frame[cols["y"]], "y", reason)
+    crs = _by_value(column("crs"),
+                    lambda v: v.str.lower().str.replace("-", "").str.replace("_", ""))
+    crs = crs.where(crs != "", default_crs)
+    unknown = ~crs.isin(SUPPORTED_CRS) & (reason == "")
+    reason[unknown] = [f"unknown coordinate system {c!r}" for c in column("crs")[unknown]]
+    in_range: Any = valid_lonlat(x, y)
+    bad_range = ~in_range & np.isfinite(x) & np.isfinite(y) & (reason == "").to_numpy()
+    reason[bad_range] = [f"({a}, {b}) is not lon/lat" for a, b in zip(x[bad_range],
+                                                                       y[bad_range], strict=True)]
+    lon = np.full(n, np.nan)
+    lat = np.full(n, np.nan)
+    for tag in SUPPORTED_CRS:
+        rows = ((crs == tag) & (reason == "")).to_numpy()
+        if rows.any():
+            lon[rows], lat[rows] = to_wgs84_many(x[rows], y[rows], tag)
+    ok = (reason == "").to_numpy()
+    outside_china = ok & ~np.asarray(in_china(lon, lat), dtype=bool)
+    reason[outside_china] = [f"({a:.6f}, {b:.6f}) is outside China" for a, b in
+                             zip(lon[outside_china], lat[outside_china], strict=True)]
+    x1, y1, x2, y2 = city.bbox
+    # The snap distance may reach a little past the bbox; widen it by that much.
+    pad = settings.max_snap_m / 80_000.0
+    outside_city = ((reason == "").to_numpy()
+                    & ~((lon >= x1 - pad) & (lon <= x2 + pad) & (lat >= y1 - pad)
+                        & (lat <= y2 + pad)))
+    reason[outside_city] = [f"({a:.6f}, {b:.6f}) is outside {city.name}" for a, b in
+                            zip(lon[outside_city], lat[outside_city], strict=True)]
+
+    at_text = column("at")
+    parsed = pd.to_datetime(at_text.where(at_text != ""), errors="coerce", format="mixed")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(settings.timezone).dt.tz_localize(None)
+    bad_time = parsed.isna() & (at_text != "") & (reason == "")
+    reason[bad_time] = [f"time {t!r} is not a date and time" for t in at_text[bad_time]]
+    # An export without times is routed as of now (the owner of today).
+    local = parsed.dt.as_unit("us").fillna(pd.Timestamp(local_now(settings, now)).as_unit("us"))
+
+    ctype = _by_value(column("category_type", "event"),
+                      lambda v: v.str.lower().replace("", "event"))
+    bad_type = ~ctype.isin(["event", "component"]) & (reason == "")
+    reason[bad_type] = [f"category_type {t!r} must be event or component"
+                        for t in ctype[bad_type]]
+    ccode = column("category_code")
+    bad_code = ((ccode != "") & ~_by_value(ccode, lambda v: v.str.match(CATEGORY_CODE.pattern))
+                & (reason == ""))
+    reason[bad_code] = [f"category_code {c!r} must be 4 digits" for c in ccode[bad_code]]
+    comp = column("component_code")
+    bad_comp = ((comp != "") & ~_by_value(comp, lambda v: v.str.match(COMPONENT_CODE.pattern))
+                & (reason == ""))
+    reason[bad_comp] = [f"component_code {c!r} must be 16 digits" for c in comp[bad_comp]]
+    link_class = ccode.where((ctype == "component")
+                             & ccode.isin([STREETLIGHT_CLASS, *COVER_CLASSES]), "")
+    return pd.DataFrame({
+        "lon": lon, "lat": lat, "local": local, "category_type": ctype,
+        "category_code": ccode, "component_code": comp, "link_class": link_class,
+        "reason": reason,
+    }, index=frame.index)
+
+
+def local_now(settings: RoutingSettings, now: datetime | None = None) -> datetime:
+    """The current (or given) time as naive city time."""
+    moment = now or datetime.now(settings.tz)
+    return moment.astimezone(settings.tz).replace(tzinfo=None) if moment.tzinfo else moment

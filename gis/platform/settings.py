@@ -1,0 +1,199 @@
+"""Settings, one small class per concern, read from the environment (prefix CITYGRID_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the PostGIS database is: an external URL, or the project's private cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    # DATABASE_URL is honoured too because most hosting tools set exactly that name.
+    url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CITYGRID_DATABASE_URL", "DATABASE_URL")
+    )
+    name: str = Field(default="citygrid", validation_alias="CITYGRID_DB_NAME")
+    pool_size: int = Field(default=5, validation_alias="CITYGRID_DB_POOL_SIZE")
+    # The web app never runs as the owner above: staff routes and anonymous writes connect as
+    # the runtime role, anonymous reads as the public role (both created by migration 0012).
+    # By default their URLs are the owner's with the user (and password) swapped; set full
+    # URLs instead when an external server wants other hosts or passwords.
+    app_url: str | None = Field(default=None, validation_alias="CITYGRID_DB_APP_URL")
+    public_url: str | None = Field(default=None, validation_alias="CITYGRID_DB_PUBLIC_URL")
+    app_password: str | None = Field(default=None, validation_alias="CITYGRID_DB_APP_PASSWORD")
+    public_password: str | None = Field(default=None,
+                                        validation_alias="CITYGRID_DB_PUBLIC_PASSWORD")
+    # Per-statement limits, so one slow or hostile query cannot hold a pool connection.
+    statement_timeout_ms: int = Field(default=60_000, ge=100,
+                                      validation_alias="CITYGRID_DB_STATEMENT_TIMEOUT_MS")
+    public_statement_timeout_ms: int = Field(
+        default=5_000, ge=100, validation_alias="CITYGRID_DB_PUBLIC_STATEMENT_TIMEOUT_MS")
+    idle_in_transaction_timeout_ms: int = Field(
+        default=60_000, ge=100, validation_alias="CITYGRID_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS")
+
+    @field_validator("url", "app_url", "public_url")
+    @classmethod
+    def _normalise_url(cls, value: str | None) -> str | None:
+        """Accept postgres:// and postgresql:// and use the psycopg2 driver."""
+        if not value:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg2://" + value[len(prefix) :]
+        return value
+
+
+class ClusterSettings(BaseSettings):
+    """The private PostgreSQL cluster started when no database URL is set."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_CLUSTER_", extra="ignore")
+
+    data_dir: Path = PROJECT_ROOT / ".citygrid" / "pg"
+    pg_bin: Path | None = None  # found from /usr/lib/postgresql/15/bin when unset
+    port: int | None = None  # a free loopback port is chosen on first start and then kept
+    user: str = "citygrid"
+
+
+class CitySettings(BaseSettings):
+    """The city served: its district, metric CRS for distances, extent points must lie in."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_CITY_", extra="ignore")
+
+    name: str = "济南市历下区"
+    district_code: str = "370102"
+    # CGCS2000 / 3-degree Gauss-Kruger CM 117E: Jinan lies on the central meridian, so
+    # lengths and areas in this CRS are true to a few parts per million.
+    metric_epsg: int = 4548
+    # lon_min, lat_min, lon_max, lat_max; points outside are refused as "outside the city".
+    bbox: tuple[float, float, float, float] = (116.95, 36.55, 117.25, 36.75)
+    center: tuple[float, float] = (36.665, 117.07)  # lat, lon for maps
+
+
+class ApiSettings(BaseSettings):
+    """HTTP server settings."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_page_size: int = 10_000
+    max_upload_mb: int = 50  # file uploads: layer import, batch routing
+    # Every other request body (JSON). A zone of 10,000 vertices is about 300 KB.
+    max_body_kb: int = Field(default=1024, ge=1)
+    # The address users reach the app at (https://citygrid.example.gov.cn), when a proxy in
+    # front changes scheme, host or port: cross-site checks compare a request's Origin with it
+    # (else with the request's own scheme and Host), and https turns on Secure cookies.
+    public_url: str | None = None
+    # Secure flag on the login cookie; unset follows public_url (true when it is https).
+    cookie_secure: bool | None = None
+    # Sign-in throttling (in process): failures a username / a client address may make within
+    # the window before each further failure locks it, for lockout_s doubling up to max.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_min: float = Field(default=15, gt=0)
+    login_lockout_s: float = Field(default=30, gt=0)
+    login_max_lockout_s: float = Field(default=900, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        """Keep scheme://host[:port] (lower case, default port dropped); refuse anything else."""
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"CITYGRID_API_PUBLIC_URL {value!r} has a bad port") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"CITYGRID_API_PUBLIC_URL {value!r} must be http(s)://host[:port]")
+        scheme, host = parts.scheme.lower(), parts.hostname.lower()
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        default = {"http": 80, "https": 443}[scheme]
+        return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies carry the Secure flag (only sent over HTTPS)."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+
+BaseMap = Literal["none", "osm", "tianditu", "amap"]
+
+
+class PublicMapSettings(BaseSettings):
+    """The public convenience map: base map, walking-distance model, result sizes."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_PUBLIC_", extra="ignore")
+
+    # "none" (default) draws district outlines as the background and needs no network;
+    # osm / tianditu / amap load tiles from the internet (amap tiles are GCJ-02, so the page
+    # shifts every feature WGS84 -> GCJ-02 for display).
+    basemap: BaseMap = "none"
+    tianditu_key: str | None = None
+    # Optional local mirror for the chosen base map, e.g. http://tiles.intranet/{z}/{x}/{y}.png
+    tile_url: str | None = None
+    # Walking distance = straight line x this factor. 1.3 is the usual route-circuity figure
+    # for dense Chinese urban street grids (measured ratios cluster around 1.2-1.4); the demo
+    # street network is simulated, so routing along it would only look more precise.
+    walk_detour_factor: float = Field(default=1.3, ge=1.0, le=3.0)
+    walk_speed_m_per_min: float = Field(default=75.0, gt=0)  # 4.5 km/h
+    nearest_limit: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("basemap", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """Accept OSM / Tianditu / AMap in any case."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tianditu_needs_key(self) -> PublicMapSettings:
+        """Tianditu serves no tiles without a key: refuse the setting instead of a grey map."""
+        if self.basemap == "tianditu" and not (self.tianditu_key or self.tile_url):
+            raise ValueError("basemap 'tianditu' needs CITYGRID_PUBLIC_TIANDITU_KEY "
+                             "(or CITYGRID_PUBLIC_TILE_URL for a local mirror)")
+        return self
+
+
+class OgcSettings(BaseSettings):
+    """OGC API Features and Tiles over the public layers (schema `pub`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_OGC_", extra="ignore")
+
+    # The OGC routes read through their own asyncpg pool (tipg is async), kept small because
+    # the SQLAlchemy pool serves everything else.
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> OgcSettings:
+        """The pool cannot keep more connections open than it may have."""
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(f"OGC pool_min_size {self.pool_min_size} is above "
+                             f"pool_max_size {self.pool_max_size}")
+        return self
+
+
+class Settings(BaseSettings):
+    """All settings of one citygrid process."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    city: CitySettings = Field(default_factory=CitySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    public: PublicMapSettings = Field(default_factory=PublicMapSettings)
+    ogc: OgcSettings = Field(default_factory=OgcSettings)

@@ -1,0 +1,116 @@
+"""Analysis map pages and the report: offline, zh-CN, legend and layer control; in Chromium.
+
+The browser test serves the app with uvicorn on 127.0.0.1 over the test's rolled-back session
+(constructed data, nothing committed); every request leaving 127.0.0.1 is aborted and
+recorded, and must not happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from api.deps import get_session
+from api.main import create_app
+from maps.assets import external_urls
+from tests.analysis.test_analysis_api import BBOX_Q, build_city
+from tests.support.accounts import headers_for
+from tests.support.browser import ARTIFACTS, chromium_or_skip, offline_page, serve
+
+HOTSPOT_Q = {"end": "2024-05-13T00:00:00+08:00", "days": 7, "resolution": 10}
+# page -> (query, layer names the layer control must list, legend title)
+PAGES = {
+    "/analysis/map/dark-streets": ({"step_m": 4}, ["亮灯死角 (>30 米)", "道路", "区界"],
+                                   "亮灯死角"),
+    "/analysis/map/coverage-gaps": ({"threshold_m": 500},
+                                    ["服务盲区", "已覆盖网格", "社区城管工作站"], "工作站覆盖"),
+    "/analysis/map/hotspots": (HOTSPOT_Q, ["投诉热点区域 (Gi*)", "投诉热力图"], "Gi*"),
+    "/analysis/map/cover-risk": ({}, ["高风险井盖", "中风险井盖"], "井盖隐患"),
+}
+
+
+@pytest.fixture
+def app(test_settings, session: Session) -> FastAPI:
+    build_city(session)
+    app = create_app(test_settings)
+    app.dependency_overrides[get_session] = lambda: session
+    return app
+
+
+def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Session) -> None:
+    with TestClient(app, headers=headers_for(session, "analyst")) as client:
+        for path, (query, layers, legend) in PAGES.items():
+            r = client.get(path, params={"bbox": BBOX_Q, **query})
+            assert r.status_code == 200, (path, r.text[:500])
+            html = r.text
+            assert '<html lang="zh-CN">' in html and '<meta charset="utf-8">' in html
+            assert external_urls(html) == [], path
+            assert "/static/vendor/leaflet/leaflet.js" in html
+            assert "L.control.layers" in html and 'class="cg-legend"' in html
+            assert legend in html
+            for name in layers:  # folium writes names as JSON: \uXXXX escapes, > as \u003e
+                plain = name.split(" (")[0]
+                assert plain.encode("ascii", "backslashreplace").decode() in html, (path, name)
+        heat = client.get("/analysis/map/hotspots", params={"bbox": BBOX_Q, **HOTSPOT_Q}).text
+        assert "/static/vendor/folium/leaflet_heat.min.js" in heat
+        # Only the classes the data produced are offered; the method box says how.
+        assert "不显著" in heat and "热点区域 99%" not in heat and "冷点区域" not in heat
+        assert "方法说明" in heat and "研究区：测试区" in heat
+        assert "数据截至：2024-05-13 00:00" in heat
+
+
+@pytest.fixture
+def chromium() -> Path:
+    return chromium_or_skip()
+
+
+@pytest.fixture
+def base_url(app: FastAPI) -> Iterator[str]:
+    with serve(app) as url:
+        yield url
+
+
+@pytest.mark.browser
+def test_pages_in_chromium_without_network(chromium: Path, base_url: str,
+                                          session: Session) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with offline_page(chromium, width=1280, height=860,
+                      extra_http_headers=headers_for(session, "analyst")) as browser:
+        page = browser.page
+        for path, (query, layers, _legend) in PAGES.items():
+            url = f"{base_url}{path}?bbox={BBOX_Q}" + "".join(
+                f"&{k}={v}" for k, v in query.items()).replace("+", "%2B")
+            response = page.goto(url, wait_until="load", timeout=60_000)
+            assert response is not None and response.status == 200, path
+            page.wait_for_function(
+                "() => window.L && document.querySelector('.leaflet-control-layers')",
+                timeout=30_000)
+            shown = [t.strip() for t in page.locator(
+                ".leaflet-control-layers-overlays label").all_inner_texts()]
+            for name in layers:
+                assert name in shown, (path, name, shown)
+            assert page.locator(".cg-legend").is_visible()
+            drawn = page.evaluate("""() => {
+                const map = Object.values(window).find(v => v instanceof L.Map);
+                let paths = 0; map.eachLayer(l => { if (l instanceof L.Path) paths++; });
+                return paths; }""")
+            assert drawn > 0, path
+            page.screenshot(path=str(ARTIFACTS / f"analysis-{path.rsplit('/', 1)[1]}.png"))
+
+        response = page.goto(f"{base_url}/reports/weekly?day=2024-05-08&scope=379901",
+                             wait_until="load")
+        assert response is not None and response.status == 200
+        assert "按期结案率" in page.locator("h2 + div.kpi, .kpi").first.inner_text()
+        images = page.evaluate(
+            "() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        assert images and all(images)
+        assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        page.screenshot(path=str(ARTIFACTS / "report-weekly.png"), full_page=True)
+
+    assert browser.external == [], f"pages tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"JavaScript errors: {browser.errors}"
