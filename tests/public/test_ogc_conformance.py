@@ -21,8 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
-from tests.support.browser import serve
 from tests.public.test_ogc_api import OGRINFO, PUBLIC_LAYERS, lonlat_to_tile
+from tests.support.browser import serve
 
 REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 MVT = "application/vnd.mapbox-vector-tile"
