@@ -15,6 +15,16 @@ grouping. Cohorts, for a period [start, end) judged as of `as_of` (default: the 
   (满意 and 基本满意 by default, as most hotline reports count them).
 - open overdue (超期未结): cases still open at `as_of` whose deadline has passed, whatever the
   period: the backlog an on-time rate would otherwise hide.
+
+One as_of rule for every count: a report for a past day is the same report whatever happened
+afterwards. Each case is taken as it stood at `as_of`: reported by then, its status the
+`to_status` of its last case_transitions row at or before `as_of` (立案 means that status is
+past collection and not rejected), its handling deadline the one in force then (an extension
+granted later is undone with its case_extensions.previous_due_at; a case dispatched later has
+none), its rework and extension counts less those recorded later. Steps stamped once and never
+moved (dispatched_at, closed_at, replied_at, surveyed_at) are compared with `as_of` directly.
+Cases loaded without an audit trail (an import of the old system's history) have only their
+columns: their status is the stored one unless a later transition names the one before it.
 """
 
 from __future__ import annotations
@@ -138,34 +148,58 @@ def _group_sql(by: GroupBy) -> tuple[str, str, str]:
 _COUNTS_SQL = """
 SELECT {key} AS key, min({name}) AS name,
     count(*) FILTER (WHERE intake) AS accepted,
-    count(*) FILTER (WHERE intake AND c.status NOT IN ('collected', 'rejected')) AS filed,
+    count(*) FILTER (WHERE intake AND h.status NOT IN ('collected', 'rejected')) AS filed,
     count(*) FILTER (WHERE intake AND c.dispatched_at <= :as_of) AS dispatched,
     count(*) FILTER (WHERE due) AS due,
     count(*) FILTER (WHERE due AND closed) AS closed,
-    count(*) FILTER (WHERE due AND closed AND c.closed_at <= c.due_at) AS closed_on_time,
-    count(*) FILTER (WHERE due AND c.reworked_count > 0) AS reworked,
-    count(*) FILTER (WHERE due AND c.extended_count > 0) AS extended,
+    count(*) FILTER (WHERE due AND closed AND c.closed_at <= h.due_at) AS closed_on_time,
+    count(*) FILTER (WHERE due AND h.reworked > 0) AS reworked,
+    count(*) FILTER (WHERE due AND h.extended > 0) AS extended,
     count(*) FILTER (WHERE intake AND c.replied_at <= :as_of) AS replied,
     count(*) FILTER (WHERE intake AND closed) AS completed,
     count(*) FILTER (WHERE surveyed) AS surveyed,
     count(*) FILTER (WHERE surveyed AND c.satisfaction = ANY(:satisfied)) AS satisfied,
-    count(*) FILTER (WHERE NOT closed AND c.status <> 'rejected' AND c.due_at < :as_of)
-        AS open_overdue
+    count(*) FILTER (WHERE open_overdue) AS open_overdue
 FROM cases c
 {joins}
+-- The last step taken by as_of, and what the audit recorded after it (see AS_OF_RULE).
+LEFT JOIN LATERAL (
+    SELECT t.to_status FROM case_transitions t WHERE t.case_id = c.id AND t.at <= :as_of
+    ORDER BY t.at DESC, t.id DESC LIMIT 1) before ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE t.action = 'rework') AS reworks,
+           count(*) FILTER (WHERE t.action = 'extend') AS extensions,
+           (array_agg(t.from_status ORDER BY t.at, t.id))[1] AS first_from_status
+    FROM case_transitions t WHERE t.case_id = c.id AND t.at > :as_of) later ON true
 CROSS JOIN LATERAL (SELECT
-    c.reported_at >= :start AND c.reported_at < :end AS intake,
-    coalesce(c.due_at >= :start AND c.due_at < :end, false) AS due,
-    coalesce(c.surveyed_at >= :start AND c.surveyed_at < :end, false) AS surveyed,
+    CASE WHEN c.reported_at <= :as_of
+         THEN coalesce(before.to_status, later.first_from_status, c.status) END AS status,
+    CASE WHEN c.dispatched_at <= :as_of THEN coalesce((
+        SELECT e.previous_due_at FROM case_extensions e
+        JOIN case_transitions t ON t.id = e.transition_id
+        WHERE e.case_id = c.id AND t.at > :as_of ORDER BY t.at, t.id LIMIT 1), c.due_at)
+    END AS due_at,
+    c.reworked_count - coalesce(later.reworks, 0) AS reworked,
+    c.extended_count - coalesce(later.extensions, 0) AS extended
+) h
+CROSS JOIN LATERAL (SELECT
+    c.reported_at >= :start AND c.reported_at < :end AND c.reported_at <= :as_of AS intake,
+    coalesce(h.due_at >= :start AND h.due_at < :end, false) AS due,
+    coalesce(c.surveyed_at >= :start AND c.surveyed_at < :end AND c.surveyed_at <= :as_of,
+             false) AS surveyed,
     coalesce(c.status IN ('closed', 'evaluated') AND c.closed_at <= :as_of, false) AS closed
 ) f
-WHERE (c.reported_at < :end OR c.due_at < :as_of)
+CROSS JOIN LATERAL (SELECT
+    coalesce(NOT f.closed AND h.status <> 'rejected' AND h.due_at < :as_of, false)
+        AS open_overdue
+) ov
+-- Every counted case existed by as_of or was reported in the period.
+WHERE (c.reported_at < :end OR c.reported_at <= :as_of)
   AND (CAST(:scope AS text) IS NULL OR c.grid_code LIKE :scope || '%')
   AND (CAST(:categories AS text[]) IS NULL OR c.category_code = ANY(:categories))
   AND (CAST(:channels AS text[]) IS NULL OR c.channel = ANY(:channels))
 GROUP BY 1
-HAVING count(*) FILTER (WHERE intake OR due OR surveyed) > 0
-    OR count(*) FILTER (WHERE NOT closed AND c.status <> 'rejected' AND c.due_at < :as_of) > 0
+HAVING count(*) FILTER (WHERE intake OR due OR surveyed OR open_overdue) > 0
 ORDER BY 1 NULLS LAST
 """
 
