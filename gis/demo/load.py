@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from gis.access.audit import record_bulk
 from gis.demo import DEFAULT_SEED, DISTRICT_CODE, METRIC_EPSG, STORAGE_EPSG
+from gis.demo.addresses import write_demo_addresses
 from gis.demo.city import generate_city, to_storage
-from gis.geocoding.demo_addresses import write_demo_addresses
 from gis.platform.errors import ConflictError
 from gis.platform.settings import CitySettings
 from gis.zones.demo_sites import add_demo_sites
