@@ -6,7 +6,7 @@ property names and literals into the statement text. citygrid replaces both step
 
 * `checked_filter` stands in for tipg's `filter_query` dependency (via dependency_overrides):
   it parses the text or JSON with cql2 and refuses, with 400 and an OGC exception body, every
-  filter `gis.public.cql2_sql.check_filter` does not allow, before a connection is taken;
+  filter `gis.public.cql2_check.check_filter` does not allow, before a connection is taken;
 * `BoundPgCollection` renders the WHERE clause of items, counts and tiles with
   `gis.public.cql2_sql.compile_filter`, appending each literal to the statement's parameter list.
 """

@@ -69,7 +69,7 @@ TILE_TEMPLATE = "{tileMatrix}/{tileCol}/{tileRow}"
 
 CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
 FEATURES_3 = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf"
-# What gis/cql2_sql.py implements: comparisons, LIKE/BETWEEN/IN, all eight S_ functions. Not
+# What gis/public/cql2_check.py allows: comparisons, LIKE/BETWEEN/IN, all eight S_ functions. Not
 # temporal-functions (6 of its 12 operators) and no public layer has a time column anyway.
 FILTER_CONFORMS = [
     f"{FEATURES_3}/filter",
