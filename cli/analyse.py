@@ -145,11 +145,12 @@ def dark_streets(
     out: Path = typer.Option(None, help="write the gaps as GeoJSON here"),
 ) -> None:
     """Road stretches farther than THRESHOLD metres from every working streetlight."""
-    from gis.analysis.dark_streets import (
-        find_dark_streets,
-        find_dark_streets_kdtree,
+    from gis.analysis.dark_street_summary import (
+        dark_by_street_class,
+        road_length_by_class,
         summarise_dark_streets,
     )
+    from gis.analysis.dark_streets import find_dark_streets, find_dark_streets_kdtree
 
     finder = {"postgis": find_dark_streets, "kdtree": find_dark_streets_kdtree}.get(method)
     if finder is None:
@@ -162,6 +163,9 @@ def dark_streets(
 
         label = "roads" if method == "kdtree" else "one SQL query"
         [gaps] = _run([(f"dark streets ({method}, > {threshold:g} m): {label}", find)])
+        by_class = dark_by_street_class(gaps, road_length_by_class(
+            session, bbox=_bbox(bbox), metric_epsg=settings.city.metric_epsg))
+    _show(by_class, "亮灯死角 by street class")
     _show(summarise_dark_streets(gaps, by=by), f"亮灯死角 by {by}: {len(gaps)} gaps")  # type: ignore[arg-type]
     _write_geojson(gaps, out)
 

@@ -29,6 +29,7 @@ from gis.analysis.labels import (
     PERIOD_LABELS,
     RATES,
     RISK_LABELS,
+    STREET_CLASS_LABELS,
     ReportData,
 )
 from maps.analysis_about import add_about
@@ -88,24 +89,33 @@ def add_context(m: folium.Map, layers: dict[str, gpd.GeoDataFrame] | None) -> fo
 
 
 def dark_streets_map(gaps: gpd.GeoDataFrame, *, center: tuple[float, float], title: str,
-                     threshold_m: float, context: dict[str, gpd.GeoDataFrame] | None = None,
+                     threshold_m: float, about: AnalysisAbout | None = None,
+                     context: dict[str, gpd.GeoDataFrame] | None = None,
                      m: folium.Map | None = None) -> folium.Map:
-    """Dark-street gaps as red lines (thicker = longer), with a per-gap popup."""
+    """The dark stretches themselves as red lines (thicker = longer), with a popup each.
+
+    The drawn line is the part beyond `threshold_m`, so its length on the map is the dark
+    length reported; the light-to-light spacing around it is only a popup field.
+    """
     m = m or analysis_map(center=center, title=title)
     add_context(m, context)
-    shown = _table(gaps, {"road_name": "道路", "gap_m": "灯距 (米)", "dark_m": "超距长度 (米)",
-                          "max_distance_m": "最远点距灯 (米)", "grid_code": "单元网格"})
+    frame = gaps.assign(street_class_zh=gaps["street_class"].map(STREET_CLASS_LABELS))
+    shown = _table(frame, {"road_name": "道路", "street_class_zh": "道路类别",
+                           "dark_m": "死角长度 (米)", "max_distance_m": "最远点距灯 (米)",
+                           "gap_m": "两侧亮灯间距 (米)", "grid_code": "单元网格"})
     if not gaps.empty:
         layer = folium.GeoJson(
             shown.__geo_interface__, name=str(escape(f"亮灯死角 (>{threshold_m:g} 米)")),
             style_function=lambda f: {"color": "#d7301f", "weight": 3 + min(
-                5, (f["properties"].get("灯距 (米)") or 0) / 40), "opacity": 0.9},
+                5, (f["properties"].get("死角长度 (米)") or 0) / 20), "opacity": 0.9},
             tooltip=EscapedGeoJsonTooltip(fields=list(shown.columns.drop("geom")),
                                           localize=True))
         layer.add_to(m)
         _fit(m, gaps)
     add_legend(m, "亮灯死角", [("#d7301f", f"距最近亮灯路灯超过 {threshold_m:g} 米的路段"),
                              ("#888888", "道路")])
+    if about is not None:
+        add_about(m, about)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 

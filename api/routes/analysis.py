@@ -26,9 +26,9 @@ from api.params import SaneDate, SaneDatetime
 from gis.analysis.about import AnalysisAbout
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
-from gis.analysis.dark_streets import (
-    find_dark_streets,
-    find_dark_streets_kdtree,
+from gis.analysis.dark_street_summary import (
+    DarkStreetRun,
+    run_dark_streets,
     summarise_dark_streets,
 )
 from gis.analysis.indicators import count_indicators, indicator_table
@@ -118,8 +118,9 @@ class DarkStreetParams:
     step_m: Annotated[float, Query(ge=0.5, le=100, description="沿路采样间距 (米)")] = 5
     method: Annotated[Literal["postgis", "kdtree"], Query(
         description="kdtree: scipy in memory (fast); postgis: KNN in the database")] = "kdtree"
-    by: Annotated[Literal["grid", "street", "district"], Query(
-        description="summary level")] = "district"
+    by: Annotated[Literal["grid", "street", "district", "street_class"], Query(
+        description="summary level; street_class: dark length per 示范街/规范街/商业街")
+    ] = "district"
 
 
 @dataclass
@@ -173,10 +174,10 @@ def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
 
 
 def _dark_streets(session: Session, settings: Settings, params: DarkStreetParams,
-                  bbox: BBox | None) -> gpd.GeoDataFrame:
-    finder = find_dark_streets if params.method == "postgis" else find_dark_streets_kdtree
-    return finder(session, threshold_m=params.threshold_m, step_m=params.step_m, bbox=bbox,
-                  metric_epsg=settings.city.metric_epsg)
+                  bbox: BBox | None) -> DarkStreetRun:
+    return run_dark_streets(session, method=params.method, threshold_m=params.threshold_m,
+                            step_m=params.step_m, bbox=bbox,
+                            metric_epsg=settings.city.metric_epsg)
 
 
 def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
@@ -193,10 +194,12 @@ def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
             response_class=GeoJSONResponse, summary="亮灯死角 (dark street gaps)")
 def dark_streets(session: SessionDep, settings: SettingsDep, params: DarkStreetDep,
                  bbox: BBoxDep) -> GeoJSONResponse:
-    """Road stretches farther than `threshold_m` from every working light, with a summary."""
-    gaps = _dark_streets(session, settings, params, bbox.bounds())
-    summary = summarise_dark_streets(gaps, by=params.by)
-    return _collection(gaps, summary, {**params.__dict__, "bbox": bbox.bbox})
+    """The dark stretches themselves (beyond `threshold_m` from every working light)."""
+    run = _dark_streets(session, settings, params, bbox.bounds())
+    summary = (run.by_class if params.by == "street_class"
+               else summarise_dark_streets(run.stretches, by=params.by))
+    return _collection(run.stretches, summary, {**params.__dict__, "bbox": bbox.bbox},
+                       about=run.about)
 
 
 @router.get("/analysis/coverage-gaps", response_model=AnalysisFeatures,
@@ -277,11 +280,11 @@ def _page(html: str) -> HTMLResponse:
             summary="亮灯死角地图 (page)")
 def dark_streets_page(session: SessionDep, settings: SettingsDep, params: DarkStreetDep,
                       bbox: BBoxDep) -> HTMLResponse:
-    """Dark-street gaps on an offline map page."""
-    gaps = _dark_streets(session, settings, params, bbox.bounds())
+    """Dark stretches on an offline map page, with the method box and dark length per class."""
+    run = _dark_streets(session, settings, params, bbox.bounds())
     title = f"{settings.city.name} 路灯亮灯死角"
-    m = dark_streets_map(gaps, center=settings.city.center, title=title,
-                         threshold_m=params.threshold_m,
+    m = dark_streets_map(run.stretches, center=settings.city.center, title=title,
+                         threshold_m=params.threshold_m, about=run.about,
                          context=_context(session, bbox.bounds(), ("districts", "roads")))
     return _page(render_html(m, title=title))
 

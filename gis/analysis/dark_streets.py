@@ -2,17 +2,20 @@
 
 Method. Every road is sampled every `step_m` metres (and at its far end) in the metric CRS.
 Each sample takes the distance to the nearest *working* light (intact, lit, in use); samples
-farther than `threshold_m` are dark. A maximal run of dark samples on one road is one gap. The
-gap is reported as the stretch of road between the lights that bound it (each projected onto
-the road), so a street lit every 20 m except for one 80 m hole yields one gap of 80 m whatever
-the sampling step; `dark_m` estimates the part beyond the threshold (samples x step, 20 m in
-that example) and `max_distance_m` the worst spot (40 m there). A run that reaches a road end
-with no light beyond it extends to that end.
+farther than `threshold_m` are dark. A maximal run of dark samples on one road is one gap.
+Between the lit samples bounding the run, gis.analysis.dark_stretches cuts the dark stretch
+exactly (the points farther than the threshold from every working light): that stretch is the
+row's geometry, what the map draws, and `dark_m` is its length. `start_m`/`end_m`/`gap_m`
+describe the light-to-light gap around it (the lights bounding the run, projected onto the
+road), so a street lit every 20 m except for one 80 m hole yields a gap of 80 m, a dark stretch
+of 20 m (130..150 m) and `max_distance_m` 40 m. A run that reaches a road end with no light
+beyond it extends to that end.
 
-Two interchangeable paths give the same gaps: `find_dark_streets` does everything in PostGIS
-(KNN on the partial geography index of migration 0005, gaps-and-islands with window
-functions); `find_dark_streets_kdtree` pulls roads and lights once and uses scipy's cKDTree,
-which `bench/deadzones.py` shows is the faster one at city scale.
+Two interchangeable paths give the same gaps: `find_dark_streets` samples and finds the runs
+in PostGIS (KNN on the partial geography index of migration 0005, gaps-and-islands with window
+functions, the lights near each run by ST_DWithin); `find_dark_streets_kdtree` pulls roads
+and lights once and uses scipy's cKDTree, which `bench/deadzones.py` shows is the faster one at
+city scale. Summaries per area and street class: gis.analysis.dark_street_summary.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -32,12 +34,13 @@ from shapely.ops import substring
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gis.analysis.areas import locate_areas
 from gis.analysis.common import DEFAULT_METRIC_EPSG, BBox, bbox_filter, bbox_params
+from gis.analysis.dark_stretches import cut_dark_stretches, stretch_midpoints
 from gis.platform.errors import InvalidInputError
 
 GAP_COLUMNS = ["road_id", "road_name", "street_class", "start_m", "end_m", "gap_m", "dark_m",
                "max_distance_m", "samples", "grid_code", "street_code", "district_code"]
-SummaryLevel = Literal["grid", "street", "district"]
 ProgressReport = Callable[[int, int], None]  # (roads done, roads in all)
 CHUNK_SAMPLES = 50_000  # samples per chunk of roads: a few ms of overhead each, a bar that moves
 WORKING_LIGHT = "l.state = 'intact' AND l.lit AND l.in_use"  # matches the partial index
@@ -85,14 +88,17 @@ WITH road AS (
 ), flagged AS (
     SELECT road_id, i, pos, dist,
            (dist IS NULL OR dist > :threshold) AS dark,
-           lag(lm) OVER w AS prev_lm, lead(lm) OVER w AS next_lm
+           lag(lm) OVER w AS prev_lm, lead(lm) OVER w AS next_lm,
+           lag(pos) OVER w AS prev_pos, lead(pos) OVER w AS next_pos
     FROM nearest
     WINDOW w AS (PARTITION BY road_id ORDER BY i)
 ), run AS (
     SELECT road_id, min(pos) AS first_pos, max(pos) AS last_pos, max(dist) AS max_dist,
            bool_or(dist IS NULL) AS no_light, count(*) AS samples,
            (array_agg(prev_lm ORDER BY i))[1] AS prev_lm,
-           (array_agg(next_lm ORDER BY i DESC))[1] AS next_lm
+           (array_agg(next_lm ORDER BY i DESC))[1] AS next_lm,
+           (array_agg(prev_pos ORDER BY i))[1] AS prev_pos,
+           (array_agg(next_pos ORDER BY i DESC))[1] AS next_pos
     FROM (SELECT *, i - row_number() OVER (PARTITION BY road_id ORDER BY i) AS grp
           FROM flagged WHERE dark) d
     GROUP BY road_id, grp
@@ -103,14 +109,22 @@ WITH road AS (
                AS start_m,
            CASE WHEN u.next_lm IS NULL THEN r.len
                 ELSE greatest(ST_LineLocatePoint(r.g, u.next_lm) * r.len, u.last_pos) END
-               AS end_m
+               AS end_m,
+           coalesce(u.prev_pos, 0) AS lo, coalesce(u.next_pos, r.len) AS hi
     FROM run u JOIN road r ON r.id = u.road_id
 )
 SELECT road_id, name AS road_name, street_class, start_m, end_m, end_m - start_m AS gap_m,
-       least(last_pos + :step / 2.0, len) - greatest(first_pos - :step / 2.0, 0) AS dark_m,
        CASE WHEN no_light THEN NULL ELSE max_dist END AS max_distance_m, samples,
-       ST_Transform(ST_LineSubstring(g, start_m / len, end_m / len), 4326) AS geom
+       lo, hi, ST_AsBinary(g) AS road_wkb, near.xs, near.ys
 FROM gap
+LEFT JOIN LATERAL (  -- every working light that can light a point between the lit samples
+    SELECT array_agg(ST_X(lm)) AS xs, array_agg(ST_Y(lm)) AS ys
+    FROM (SELECT ST_Transform(l.geom, :srid) AS lm FROM streetlights l
+          WHERE {working} AND ST_DWithin(
+              l.geom::geography,
+              ST_Transform(ST_LineSubstring(g, lo / len, hi / len), 4326)::geography,
+              :threshold * 1.01 + 1)) q
+) near ON true
 ORDER BY road_id, start_m
 """
 
@@ -142,10 +156,11 @@ def find_dark_streets(
     Returns
     -------
     GeoDataFrame
-        One row per gap (EPSG:4326 LineString): road, `start_m`/`end_m` along the road,
-        `gap_m` (spacing of the bounding lights), `dark_m` (part beyond the threshold),
+        One row per dark stretch (EPSG:4326 LineString, MultiLineString when a light lights
+        a few metres inside the run): road, `start_m`/`end_m` of the gap along the road,
+        `gap_m` (spacing of the bounding lights), `dark_m` (the stretch's length),
         `max_distance_m` (None when no working light exists at all), `samples`, and the
-        `grid_code`, `street_code`, `district_code` holding the gap's midpoint.
+        `grid_code`, `street_code`, `district_code` holding the stretch's midpoint.
 
     Examples
     --------
@@ -158,8 +173,15 @@ def find_dark_streets(
     params = {"srid": metric_epsg, "step": float(options.step_m),
               "threshold": float(options.threshold_m),
               **bbox_params(bbox)}
-    gaps = gpd.read_postgis(text(sql), session.connection(), geom_col="geom", params=params)
-    return _with_areas(session, _tidy(gaps))
+    runs = pd.read_sql(text(sql), session.connection(), params=params)
+    lines = shapely.from_wkb([bytes(b) for b in runs["road_wkb"]])
+    near = [np.column_stack([xs or [], ys or []]).astype(float)
+            for xs, ys in zip(runs["xs"], runs["ys"], strict=True)]
+    geometry, dark_m = cut_dark_stretches(lines, runs[["lo", "hi"]].to_numpy(float), near,
+                                          radius=options.threshold_m)
+    frame = runs.drop(columns=["lo", "hi", "road_wkb", "xs", "ys"]).assign(dark_m=dark_m)
+    gaps = gpd.GeoDataFrame(frame, geometry=list(geometry), crs=metric_epsg).to_crs(4326)
+    return _with_areas(session, _tidy(gaps.rename_geometry("geom")))
 
 
 def find_dark_streets_kdtree(
@@ -254,7 +276,7 @@ def dark_gaps_from_arrays(
 
     Pure function behind `find_dark_streets_kdtree`; returns column arrays: road_index,
     start_m, end_m, gap_m, dark_m, max_distance_m (NaN when there are no lights), samples,
-    geometry (metric LineStrings). `tree`, a cKDTree of `lights`, saves building it again.
+    geometry (the metric dark stretches). `tree`, a cKDTree of `lights`, saves building it again.
 
     Examples
     --------
@@ -272,8 +294,8 @@ def dark_gaps_from_arrays(
     pos = np.minimum(index * step_m, lengths[road_of])
     xy = _interpolate(lines, road_of, pos)
     if len(lights):
-        dist, nearest = (tree if tree is not None else cKDTree(lights)).query(
-            xy, k=1, workers=-1)
+        tree = tree if tree is not None else cKDTree(lights)
+        dist, nearest = tree.query(xy, k=1, workers=-1)
     else:
         dist, nearest = np.full(len(xy), np.inf), np.full(len(xy), -1)
     dark = dist > threshold_m
@@ -303,14 +325,29 @@ def dark_gaps_from_arrays(
     end[has_next] = np.maximum(
         shapely.line_locate_point(lines[road_index[has_next]],
                                   shapely.points(lights[next_light])), pos[last[has_next]])
-    dark_m = (np.minimum(pos[last] + step_m / 2, length)
-              - np.maximum(pos[first] - step_m / 2, 0))
-    geometry = np.array([substring(lines[r], s, e) for r, s, e in zip(road_index, start, end,
-                                                                       strict=True)],
-                        dtype=object)
+    # The exact stretch lies between the lit samples bounding the run (or the road's ends).
+    lo = np.where(has_prev, pos[np.maximum(first - 1, 0)], 0.0)
+    hi = np.where(has_next, pos[np.minimum(last + 1, len(pos) - 1)], length)
+    windows = np.column_stack([lo, hi])
+    near = _lights_near(lines[road_index], windows, lights, tree, radius=threshold_m)
+    geometry, dark_m = cut_dark_stretches(lines[road_index], windows, near,
+                                          radius=threshold_m)
     return {"road_index": road_index, "start_m": start, "end_m": end, "gap_m": end - start,
             "dark_m": dark_m, "max_distance_m": np.where(np.isinf(max_dist), np.nan, max_dist),
             "samples": last - first + 1, "geometry": geometry}
+
+
+def _lights_near(lines: np.ndarray, windows: np.ndarray, lights: np.ndarray,
+                 tree: cKDTree | None, *, radius: float) -> list[np.ndarray]:
+    """Per window, every light within `radius` of it (a disc around its bounding box)."""
+    if tree is None or not len(lines):
+        return [np.empty((0, 2))] * len(lines)
+    parts = np.array([substring(line, lo, hi) for line, (lo, hi) in zip(lines, windows,
+                                                                        strict=True)])
+    x1, y1, x2, y2 = shapely.bounds(parts).T
+    centres = np.column_stack([(x1 + x2) / 2, (y1 + y2) / 2])
+    reach = np.hypot(x2 - x1, y2 - y1) / 2 + radius * 1.001 + 0.01
+    return [lights[idx] for idx in tree.query_ball_point(centres, reach)]
 
 
 def _interpolate(lines: np.ndarray, road_of: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -335,31 +372,6 @@ def _interpolate(lines: np.ndarray, road_of: np.ndarray, pos: np.ndarray) -> np.
     return coords[k] + t[:, None] * (coords[k + 1] - coords[k])
 
 
-def summarise_dark_streets(gaps: pd.DataFrame, *, by: SummaryLevel = "district") -> pd.DataFrame:
-    """Gap count, total gap and dark length, roads affected and worst distance per area.
-
-    Examples
-    --------
-    >>> gaps = pd.DataFrame({"district_code": ["370102", "370102"], "road_id": [1, 2],
-    ...                      "gap_m": [80.0, 50.0], "dark_m": [20.0, 0.0],
-    ...                      "max_distance_m": [40.0, 25.0]})
-    >>> row = summarise_dark_streets(gaps).iloc[0]
-    >>> int(row.gaps), float(row.gap_m), int(row.roads)
-    (2, 130.0, 2)
-    """
-    if by not in ("grid", "street", "district"):
-        raise InvalidInputError(f"unknown summary level {by!r}; expected grid, street, district")
-    key = f"{by}_code"
-    frame = pd.DataFrame(gaps).assign(**{key: lambda f: f[key].fillna("")})
-    summary = (frame.groupby(key, sort=False)
-               .agg(gaps=("gap_m", "size"), gap_m=("gap_m", "sum"), dark_m=("dark_m", "sum"),
-                    roads=("road_id", "nunique"), max_distance_m=("max_distance_m", "max"))
-               .reset_index().sort_values(["dark_m", "gap_m"], ascending=False)
-               .reset_index(drop=True))
-    summary[key] = summary[key].replace("", None)
-    return summary
-
-
 def _tidy(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     gaps = gaps.copy()
     for column in ("start_m", "end_m", "gap_m", "dark_m", "max_distance_m"):
@@ -374,33 +386,6 @@ def _with_areas(session: Session, gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         for column in ("grid_code", "street_code", "district_code"):
             gaps[column] = pd.Series(dtype=object)
         return gaps[[*GAP_COLUMNS, "geom"]]
-    mid = shapely.line_interpolate_point(gaps.geometry.values, 0.5, normalized=True)
-    areas = locate_areas(session, shapely.get_x(mid), shapely.get_y(mid))
+    areas = locate_areas(session, *stretch_midpoints(gaps.geometry.values))
     gaps = gaps.reset_index(drop=True).join(areas)
     return gaps[[*GAP_COLUMNS, "geom"]].set_geometry("geom")
-
-
-def locate_areas(session: Session, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
-    """grid_code, street_code, district_code of each point (None where outside every area).
-
-    A point inside a unit grid takes its codes from the grid code prefix (12-digit community,
-    9-digit street, 6-digit district); otherwise the street and district polygons decide.
-    """
-    rows = session.execute(text("""
-        SELECT p.n, g.code, coalesce(left(g.code, 9), s.code),
-               coalesce(left(g.code, 6), s.district_code, d.code)
-        FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[])) WITH ORDINALITY
-             AS p(x, y, n)
-        CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(p.x, p.y), 4326) AS pt) q
-        LEFT JOIN LATERAL (SELECT code FROM grid_cells WHERE ST_Intersects(geom, q.pt)
-                           ORDER BY code LIMIT 1) g ON true
-        LEFT JOIN LATERAL (SELECT code, district_code FROM subdistricts
-                           WHERE g.code IS NULL AND ST_Intersects(geom, q.pt)
-                           ORDER BY code LIMIT 1) s ON true
-        LEFT JOIN LATERAL (SELECT code FROM districts
-                           WHERE g.code IS NULL AND s.code IS NULL AND ST_Intersects(geom, q.pt)
-                           ORDER BY code LIMIT 1) d ON true
-        ORDER BY p.n
-    """), {"lon": [float(v) for v in lon], "lat": [float(v) for v in lat]}).all()
-    return pd.DataFrame([r[1:] for r in rows],
-                        columns=["grid_code", "street_code", "district_code"], dtype=object)

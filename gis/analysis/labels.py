@@ -36,6 +36,9 @@ RISK_LABELS = {"high": "高", "medium": "中"}
 COVER_STATE_LABELS = {"damaged": "破损", "missing": "丢失"}
 PERIOD_LABELS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
 METHOD_LABELS = {"network": "路网距离", "straight": "直线距离"}
+# Street classes in the order rectification is planned (the strictest first).
+STREET_CLASS_LABELS = {"demonstration": "示范街", "managed": "规范街", "commercial": "商业街",
+                       "other": "其他道路"}
 
 
 @dataclass

@@ -11,8 +11,10 @@ import doctest
 import re
 from collections.abc import Iterator
 
+import geopandas as gpd
 import pytest
 from fastapi.testclient import TestClient
+from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,7 @@ from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
 from tests.analysis.test_dark_streets import (
     BBOX,
     DISTRICT,
+    METRIC,
     insert_areas,
     insert_light,
     insert_road,
@@ -105,9 +108,22 @@ def test_dark_streets_geojson(client: TestClient, city) -> None:
         [gap] = [f for f in body.features if f["properties"]["road_id"] == city["main"]]
         assert gap["properties"]["gap_m"] == pytest.approx(80, abs=0.01)
         assert gap["properties"]["max_distance_m"] == pytest.approx(40, abs=0.01)
+        assert gap["properties"]["dark_m"] == pytest.approx(20, abs=0.01)
         assert gap["geometry"]["type"] == "LineString"
+        drawn = gpd.GeoSeries([shape(gap["geometry"])], crs=4326).to_crs(METRIC).length[0]
+        assert drawn == pytest.approx(20, abs=0.01)  # the dark stretch, not the 80 m gap
         assert body.summary[0]["district_code"] == DISTRICT
         assert body.parameters["method"] == method
+        assert body.about is not None and body.about["parameters"]["method"] == method
+        assert "超距路段本身" in body.about["method"] and body.about["as_of"]
+    r = client.get("/analysis/dark-streets", params={"bbox": BBOX_Q, "step_m": 4,
+                                                      "by": "street_class"})
+    body = AnalysisFeatures.model_validate(r.json())
+    [managed] = body.summary  # every constructed road is a 规范街
+    assert (managed["street_class_zh"], managed["roads_total"]) == ("规范街", 3)
+    # 20 m on 亮灯路 plus the unlit 甲路 (1000 m) and 乙路 (1200 m), of 2400 m of road.
+    assert managed["dark_m"] == pytest.approx(2220, abs=0.01)
+    assert managed["dark_share"] == pytest.approx(2220 / 2400, abs=1e-4)
 
 
 def test_coverage_gaps_geojson(client: TestClient, city) -> None:

@@ -62,6 +62,10 @@ def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Sess
         assert "不显著" in heat and "热点区域 99%" not in heat and "冷点区域" not in heat
         assert "方法说明" in heat and "研究区：测试区" in heat
         assert "数据截至：2024-05-13 00:00" in heat
+        dark = client.get("/analysis/map/dark-streets",
+                          params={"bbox": BBOX_Q, "step_m": 4}).text
+        assert "方法说明" in dark and "研究区：范围框" in dark
+        assert "规范街：死角 2,220 米（3 段，3 条路），占该类道路 92.5%" in dark
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.analysis import dark_streets
+from gis.analysis.dark_street_summary import summarise_dark_streets
 from gis.analysis.dark_streets import (
     dark_gaps_from_arrays,
     find_dark_streets,
     find_dark_streets_kdtree,
-    summarise_dark_streets,
 )
 from gis.platform.errors import InvalidInputError
 
@@ -123,9 +123,10 @@ def test_one_80_m_gap_is_found_exactly(session: Session, lit_street, finder) -> 
     assert gap.dark_m == pytest.approx(20, abs=0.01)  # 130..150 m lies beyond 30 m
     assert gap.max_distance_m == pytest.approx(40, abs=0.01)  # at 140 m
     assert gap.samples == 5  # 132, 136, 140, 144, 148
-    # The gap's geometry is the road between the two bounding lights.
-    length = gpd_length_m(gap.geom)
-    assert length == pytest.approx(80, abs=0.01)
+    # The geometry is the dark stretch itself (130..150 m), not the light-to-light gap.
+    assert gpd_length_m(gap.geom) == pytest.approx(20, abs=0.01)
+    ends = [_TO_METRIC.transform(*xy) for xy in (gap.geom.coords[0], gap.geom.coords[-1])]
+    assert [round(x - X0, 2) for x, _ in ends] == [130, 150]
     assert (gap.grid_code, gap.street_code, gap.district_code) == (
         COMMUNITY + "02", STREET, DISTRICT)  # midpoint 140 m is in the second cell
 
