@@ -50,21 +50,23 @@ from api.ogc_filter import (
     checked_filter,
     invalid_filter_response,
 )
+from api.ogc_openapi import ogc_openapi_document
 from api.ogc_params import ogc_params_are_sane
-from api.ogc_standard import (
+from api.ogc_query import (
     CapLimitMiddleware,
+    install_ogc_errors,
+    known_parameters_only,
+    tipg_error_handler,
+)
+from api.ogc_standard import (
     CitygridEndpoints,
     alternate_html_link,
     collection_titles,
-    install_ogc_errors,
     item_output_type,
     items_output_type,
-    known_parameters_only,
     landing_service_desc,
-    ogc_openapi_document,
     ogc_tile_links,
     tilejson_fields,
-    tipg_error_handler,
     titled,
     tms_with_v1_keys,
     wrap_route,
