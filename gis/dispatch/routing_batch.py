@@ -19,6 +19,7 @@ the result columns (owner fallback, responsible unit, open stall zone) and write
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,12 +35,15 @@ from sqlalchemy.engine import Connection, Engine
 from gis.dispatch.batch_input import ALIASES, prepare, read_table
 from gis.dispatch.batch_postgis import Clock, route_chunk
 from gis.dispatch.batch_sql import ROUTED_FIELDS
+from gis.dispatch.engine.batch import route_chunk_indexed
+from gis.dispatch.engine.grid import EngineUnsupportedError
 from gis.dispatch.routing_settings import RoutingSettings
 from gis.geocoding.batch import explain_refusals, geocode_addresses
 from gis.platform.exports_safety import write_csv
 from gis.platform.settings import CitySettings
 from gis.zones.timeslots import parse_schedule
 
+_log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 RESULT_COLUMNS = [
     "lon_wgs84", "lat_wgs84", "grid_code", "community_code", "community_name", "snapped",
@@ -109,7 +113,7 @@ def route_frame(conn: Connection, frame: pd.DataFrame, *, settings: RoutingSetti
         progress("routing", 0, total)
     for start in range(0, total, settings.batch_chunk_rows):
         part = prepared.loc[valid[start:start + settings.batch_chunk_rows]]
-        rows = route_chunk(conn, part, settings=settings, city=city, timings=timings)
+        rows = _route_chunk(conn, part, settings=settings, city=city, timings=timings)
         rows.index = part.index[rows["idx"].to_numpy()]
         chunks.append(rows)
         if progress:
@@ -160,6 +164,16 @@ def route_frame(conn: Connection, frame: pd.DataFrame, *, settings: RoutingSetti
         result[column] = out[column]
     clock.lap("result columns, owners, stall hours")
     return explain_refusals(result)
+
+
+def _route_chunk(conn: Connection, part: pd.DataFrame, *, settings: RoutingSettings,
+                 city: CitySettings, timings: dict[str, float] | None) -> pd.DataFrame:
+    if settings.batch_engine == "index":
+        try:
+            return route_chunk_indexed(conn, part, settings=settings, city=city, timings=timings)
+        except EngineUnsupportedError as exc:  # e.g. overlapping grids: PostGIS decides
+            _log.warning("routing index refused the grid (%s); routing in PostGIS", exc)
+    return route_chunk(conn, part, settings=settings, city=city, timings=timings)
 
 
 def _open_zones(conn: Connection, routed: pd.DataFrame,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -21,6 +22,9 @@ class RoutingSettings(BaseSettings):
     # City time: naive datetimes are read in it, aware ones converted to it for dates and slots.
     timezone: str = "Asia/Shanghai"
     batch_chunk_rows: int = Field(default=200_000, ge=1_000)
+    # Batch routing on the in-process index (gis.dispatch.engine, same answers, much faster)
+    # or set-based SQL in PostGIS (the reference; also the fallback when the index refuses).
+    batch_engine: Literal["index", "sql"] = "index"
 
     @field_validator("timezone")
     @classmethod
