@@ -83,3 +83,39 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             sess.close()
             trans.rollback()
+
+
+@pytest.fixture(scope="module")
+def demo_app(demo_settings: Settings):
+    """The app over the demo city (its lifespan runs in `demo_client` or a served copy)."""
+    from api.main import create_app
+
+    return create_app(demo_settings)
+
+
+@pytest.fixture(scope="module")
+def demo_client(demo_app) -> Iterator:
+    """A TestClient of `demo_app` with its lifespan running."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(demo_app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ogc_url(demo_settings: Settings) -> Iterator[str]:
+    """/ogc of the demo city on a real loopback server, for GDAL; fails in CI without GDAL."""
+    import os
+    import shutil
+
+    from api.main import create_app
+    from tests.support.browser import serve
+
+    if not shutil.which("ogrinfo"):
+        message = "ogrinfo not found (Debian package gdal-bin)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; GDAL tests must run in CI")
+        pytest.skip(message)
+    # A separate app instance: uvicorn runs the lifespan in its own event loop.
+    with serve(create_app(demo_settings)) as base:
+        yield f"{base}/ogc"

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.main import create_app
 from api.routes.pages import invalidate_pages
 from layers.registry import LAYERS
 from tests.support.accounts import headers_for
@@ -28,8 +27,8 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(demo_settings) -> FastAPI:
-    return create_app(demo_settings)
+def app(demo_app: FastAPI) -> FastAPI:
+    return demo_app
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -21,7 +20,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from api.main import create_app
 from gis.platform.db import make_engine, role_url, session_options
 from gis.public.cql2_sql import FilterError, check_filter, compile_filter
 
@@ -34,14 +32,13 @@ SQL_PROBES = [
 
 
 @pytest.fixture(scope="module")
-def app(demo_settings) -> FastAPI:
-    return create_app(demo_settings)
+def app(demo_app: FastAPI) -> FastAPI:
+    return demo_app
 
 
 @pytest.fixture(scope="module")
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
+def client(demo_client: TestClient) -> TestClient:
+    return demo_client
 
 
 def items(client: TestClient, layer: str, **params) -> tuple[int, dict]:

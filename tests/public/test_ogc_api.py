@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import mapbox_vector_tile
 import pytest
@@ -20,9 +19,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-
-from api.main import create_app
-from tests.support.browser import serve
 
 OGRINFO = shutil.which("ogrinfo") or "/usr/bin/ogrinfo"
 PUBLIC_LAYERS = {"districts", "subdistricts", "communities", "grid_cells", "roads", "stations",
@@ -33,26 +29,13 @@ INTERNAL_COLUMNS = {"owner", "maintainer", "staff", "status", "version", "in_use
 
 
 @pytest.fixture(scope="module")
-def app(demo_settings) -> FastAPI:
-    return create_app(demo_settings)
+def app(demo_app: FastAPI) -> FastAPI:
+    return demo_app
 
 
 @pytest.fixture(scope="module")
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def ogc_url(demo_settings) -> Iterator[str]:
-    if not os.path.exists(OGRINFO):
-        message = "ogrinfo not found (Debian package gdal-bin)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; GDAL tests must run in CI")
-        pytest.skip(message)
-    # A separate app instance: uvicorn runs the lifespan in its own event loop.
-    with serve(create_app(demo_settings)) as base:
-        yield f"{base}/ogc"
+def client(demo_client: TestClient) -> TestClient:
+    return demo_client
 
 
 def ogrinfo(*args: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import mapbox_vector_tile
@@ -20,9 +19,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api.main import create_app
 from tests.public.test_ogc_api import OGRINFO, PUBLIC_LAYERS, lonlat_to_tile
-from tests.support.browser import serve
 
 REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 MVT = "application/vnd.mapbox-vector-tile"
@@ -37,20 +34,8 @@ CQL2_CLASSES = {
 
 
 @pytest.fixture(scope="module")
-def client(demo_settings) -> Iterator[TestClient]:
-    with TestClient(create_app(demo_settings)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def ogc_url(demo_settings) -> Iterator[str]:
-    if not os.path.exists(OGRINFO):
-        message = "ogrinfo not found (Debian package gdal-bin)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; GDAL tests must run in CI")
-        pytest.skip(message)
-    with serve(create_app(demo_settings)) as base:
-        yield f"{base}/ogc"
+def client(demo_client: TestClient) -> TestClient:
+    return demo_client
 
 
 def ogrinfo_logged(*args: str) -> tuple[str, list[str]]:
