@@ -5,10 +5,12 @@
 
 Builds a throwaway database (citygrid_bench_<pid>) with a square grid of ~100 m cells near
 Jinan (owners, stations), routes random points through citygrid's batch path (full routing,
-with the time of each stage), times citygrid's grid-code-only path (locate_grids: the same
-work as a spatial join), geopandas.sjoin and STRtree on the same points in the same run, then
-measures POST /route latency (signed in as a dispatcher) on a uvicorn server on 127.0.0.1 with
-1 and 2 concurrent clients. The database is dropped at the end unless --keep.
+with the time of each stage) by the SQL path and by the in-process routing index (and checks
+that both give the same row for every point), times citygrid's grid-code-only paths
+(locate_grids in PostGIS, index.locate in process: the work of a spatial join),
+geopandas.sjoin and STRtree on the same points in the same run, then measures POST /route
+latency (signed in as a dispatcher) on a uvicorn server on 127.0.0.1 with 1 and 2 concurrent
+clients (skipped with --requests 0). The database is dropped at the end unless --keep.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gis.access import auth
 from gis.dispatch.batch_postgis import locate_grids
+from gis.dispatch.engine.batch import index_for
 from gis.dispatch.routing_batch import route_frame
 from gis.dispatch.routing_settings import RoutingSettings
 from gis.platform.db import database_url, drop_database, ensure_database, make_engine, transaction
@@ -220,16 +223,37 @@ def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
         lon, lat = random_points(points, city.bbox)
         frame = pd.DataFrame({"lon": lon, "lat": lat, "at": "2025-09-15 10:00"})
         print(f"routing {points:,} points against {len(cells_gdf):,} cells")
-        routing = RoutingSettings(batch_chunk_rows=max(points, 1000))
+        routing = RoutingSettings(batch_chunk_rows=max(points, 1000), batch_engine="sql")
         stages: dict[str, float] = {}
 
         def citygrid() -> pd.DataFrame:
             with engine.connect() as conn, conn.begin():
                 return route_frame(conn, frame, settings=routing, city=city, timings=stages)
 
-        t_city, routed = timed("citygrid batch (full routing, in order)", citygrid)
+        t_city, routed = timed("citygrid batch, SQL path (full routing, in order)", citygrid)
         for stage, seconds in stages.items():
             print(f"    {stage:<42} {seconds:8.2f} s")
+        indexed = routing.model_copy(update={"batch_engine": "index"})
+        with engine.connect() as conn:
+            _, index = timed("routing index: build from PostGIS (once per version)",
+                                   lambda: index_for(conn, city))
+        index_stages: dict[str, float] = {}
+
+        def citygrid_index() -> pd.DataFrame:
+            with engine.connect() as conn, conn.begin():
+                return route_frame(conn, frame, settings=indexed, city=city,
+                                   timings=index_stages)
+
+        t_index, routed_index = timed("citygrid batch, index (full routing, in order)",
+                                      citygrid_index)
+        for stage, seconds in index_stages.items():
+            print(f"    {stage:<42} {seconds:8.2f} s")
+        t_index_codes, index_codes = timed("citygrid index.locate (grid code only)",
+                                           lambda: index.locate(lon, lat))
+        same_rows = (routed_index.fillna("∅").astype(str)
+                     == routed.fillna("∅").astype(str)).all(axis=1)
+        print(f"  index vs SQL path, full routing: {same_rows.mean():.4%} of rows identical in "
+              f"every column ({(~same_rows).sum():,} differ)")
 
         def citygrid_codes() -> np.ndarray:
             with engine.connect() as conn, conn.begin():
@@ -254,8 +278,10 @@ def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
         ids = single[single].index.to_numpy()
         agree = (routed.loc[ids, "grid_code"].to_numpy() == first.loc[ids].to_numpy()).mean()
         agree_codes = (codes[ids] == first.loc[ids].to_numpy()).mean()
+        index_grid = index.codes[np.maximum(index_codes, 0)]
+        agree_index = (index_grid[ids] == first.loc[ids].to_numpy()).mean()
         print(f"  agreement with sjoin on points inside exactly one cell: full routing "
-              f"{agree:.4%}, grid code only {agree_codes:.4%}")
+              f"{agree:.4%}, grid code only {agree_codes:.4%}, index grid code {agree_index:.4%}")
         print(f"  routed {routed['grid_code'].notna().sum():,}, "
               f"not routed {(routed['reason'] != '').sum():,}")
         print("  ratios against geopandas.sjoin (>1 means citygrid is faster):")
@@ -263,9 +289,18 @@ def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
               f"STRtree / citygrid grid code only = {t_tree / t_codes:.2f}")
         print(f"    sjoin / citygrid full routing   = {t_sjoin / t_city:.2f}, "
               f"STRtree / citygrid full routing   = {t_tree / t_city:.2f}")
-        print(f"API latency ({requests} requests per level)")
-        bench_api(url.render_as_string(hide_password=False), city.bbox, requests,
-                  dispatcher_headers(engine))
+        core = sum(v for k, v in index_stages.items() if k.startswith("index:"))
+        print(f"    sjoin / index grid code only    = {t_sjoin / t_index_codes:.2f}, "
+              f"STRtree / index grid code only    = {t_tree / t_index_codes:.2f}")
+        print(f"    sjoin / index routing stages    = {t_sjoin / core:.2f} "
+              f"(grid, snapping, owner, station, near boundary, zones: {core:.2f} s)")
+        print(f"    sjoin / index full routing      = {t_sjoin / t_index:.2f}, "
+              f"STRtree / index full routing      = {t_tree / t_index:.2f}, "
+              f"SQL path / index full routing = {t_city / t_index:.2f}")
+        if requests > 0:
+            print(f"API latency ({requests} requests per level)")
+            bench_api(url.render_as_string(hide_password=False), city.bbox, requests,
+                      dispatcher_headers(engine))
     finally:
         engine.dispose()
         if not keep:

@@ -119,7 +119,7 @@ class RoutingIndex:
         rank = np.arange(len(pt)) - np.searchsorted(pt, pt)
         keep = rank < _KNN
         pt, poly = pt[keep], poly[keep]
-        dist = self.grid.edges.geography(x[pt], y[pt], poly)
+        dist = self.grid.edges.geography(x[pt], y[pt], poly, self.snap_factor)
         order = np.lexsort((poly, dist, pt))
         first = order[np.r_[True, pt[order][1:] != pt[order][:-1]]]
         grid_no[pt[first]], metres[pt[first]] = poly[first], dist[first]
@@ -157,7 +157,7 @@ class RoutingIndex:
         pt, poly = pt[near], poly[near]
         near = edges.planar(x[pt], y[pt], poly) <= reach_deg
         pt, poly = pt[near], poly[near]
-        dist = edges.geography(x[pt], y[pt], poly)
+        dist = edges.geography(x[pt], y[pt], poly, self.snap_factor)
         order = np.lexsort((poly, dist, pt))
         pick = order[np.r_[True, pt[order][1:] != pt[order][:-1]]] if len(pt) else order
         other[pt[pick]], metres[pt[pick]] = poly[pick], dist[pick]

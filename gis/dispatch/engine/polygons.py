@@ -96,12 +96,22 @@ class Polygons:
         inside, boundary = self._winding(x, y, edge, pair, len(poly))
         return np.where(inside | boundary, 0.0, best)
 
-    def geography(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
-        """ST_Distance(polygon::geography, point::geography) in metres for every pair."""
+    def geography(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray,
+                  factor: float) -> np.ndarray:
+        """ST_Distance(polygon::geography, point::geography) in metres for every pair.
+
+        Only edges within `factor` (>= 1 / cos(latitude)) x the pair's nearest planar edge can
+        be nearest on the sphere; the others are dropped before the trigonometry.
+        """
         if len(poly) == 0:
             return np.zeros(0)
-        pair, edge, _ = self._expand(poly)
+        pair, edge, starts = self._expand(poly)
         x, y = px[pair], py[pair]
+        inside, boundary = self._winding(x, y, edge, pair, len(poly))
+        planar = geodesy.planar_seg_dist(x, y, self.ax[edge], self.ay[edge], self.bx[edge],
+                                         self.by[edge])
+        keep = planar <= np.minimum.reduceat(planar, starts)[pair] * factor + 1e-15
+        pair, edge, x, y = pair[keep], edge[keep], x[keep], y[keep]
         plon, plat = geodesy.rad(x), geodesy.rad(y)
         sphere, nlon, nlat = geodesy.edge_nearest(
             plon, plat, geodesy.rad(self.ax[edge]), geodesy.rad(self.ay[edge]),
@@ -110,7 +120,6 @@ class Polygons:
         order = np.lexsort((np.arange(len(pair)), sphere, pair))
         pick = order[np.r_[0, np.flatnonzero(pair[order][1:] != pair[order][:-1]) + 1]]
         metres = geodesy.geodesic_m(plon[pick], plat[pick], nlon[pick], nlat[pick])
-        inside, boundary = self._winding(x, y, edge, pair, len(poly))
         return np.where(inside | boundary, 0.0, metres)
 
     def bbox_gap(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
