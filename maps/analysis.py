@@ -122,16 +122,23 @@ def dark_streets_map(gaps: gpd.GeoDataFrame, *, center: tuple[float, float], tit
 
 def coverage_map(cells: gpd.GeoDataFrame, *, center: tuple[float, float], title: str,
                  threshold_m: float, stations: gpd.GeoDataFrame | None = None,
+                 about: AnalysisAbout | None = None,
                  context: dict[str, gpd.GeoDataFrame] | None = None,
                  m: folium.Map | None = None) -> folium.Map:
-    """Grids coloured covered / uncovered by station distance, stations as blue dots."""
+    """Grids coloured covered / uncovered by station distance, stations as blue dots.
+
+    Network and straight-line distance are shown side by side, never one for the other;
+    grids flagged for review (unreachable, or a walk over 3x the line) get a black outline.
+    """
     m = m or analysis_map(center=center, title=title)
     add_context(m, context)
     frame = cells.assign(covered_zh=cells["covered"].map({True: "是", False: "否"}),
                          method_zh=cells["method"].map(METHOD_LABELS))
-    shown = _table(frame, {"grid_code": "单元网格", "distance_m": "距最近工作站 (米)",
-                           "station_name": "最近工作站", "method_zh": "计算方式",
-                           "covered_zh": "已覆盖"})
+    shown = _table(frame, {"grid_code": "单元网格", "distance_m": "判定距离 (米)",
+                           "network_m": "路网距离 (米)", "straight_m": "直线距离 (米)",
+                           "snap_m": "距路网 (米)", "station_name": "最近工作站",
+                           "method_zh": "计算方式", "covered_zh": "已覆盖",
+                           "review_reason": "待核查"})
     for covered, name, color in ((False, "服务盲区", "#de2d26"), (True, "已覆盖网格", "#31a354")):
         part = shown[(frame["covered"] == covered).to_numpy()]
         if part.empty:
@@ -141,6 +148,13 @@ def coverage_map(cells: gpd.GeoDataFrame, *, center: tuple[float, float], title:
                                               "fillColor": color, "fillOpacity": 0.45}),
                        tooltip=EscapedGeoJsonTooltip(fields=list(part.columns.drop("geom")))
                        ).add_to(m)
+    review = frame["review"] if "review" in frame else pd.Series(False, index=frame.index)
+    flagged = shown[review.fillna(False).to_numpy(dtype=bool)]
+    if not flagged.empty:
+        folium.GeoJson(flagged[["geom"]].__geo_interface__, name="待核查网格",
+                       style_function=_const({"color": "#000", "weight": 2, "fill": False,
+                                              "dashArray": "4 3"}),
+                       interactive=False).add_to(m)
     if stations is not None and not stations.empty:
         group = folium.FeatureGroup(name="社区城管工作站")
         for point, name in zip(to_web(stations, layer="stations").geometry, stations["name"],
@@ -151,7 +165,11 @@ def coverage_map(cells: gpd.GeoDataFrame, *, center: tuple[float, float], title:
     if not cells.empty:
         _fit(m, cells)
     add_legend(m, f"工作站覆盖 (阈值 {threshold_m:g} 米)",
-               [("#de2d26", "服务盲区"), ("#31a354", "已覆盖"), ("#08519c", "工作站")])
+               [("#de2d26", "服务盲区"), ("#31a354", "已覆盖"), ("#08519c", "工作站")]
+               + ([("#ffffff", "虚线框：待核查（不可达或绕行超 3 倍）")] if not flagged.empty
+                  else []))
+    if about is not None:
+        add_about(m, about)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 

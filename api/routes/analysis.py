@@ -34,7 +34,7 @@ from gis.analysis.dark_street_summary import (
 from gis.analysis.indicators import count_indicators, indicator_table
 from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES
 from gis.analysis.reports import build_report
-from gis.analysis.station_coverage import find_coverage_gaps, summarise_coverage
+from gis.analysis.station_coverage import run_coverage, summarise_coverage
 from gis.platform.errors import InvalidInputError
 from gis.platform.settings import Settings
 from layers.query import count_features, read_layer
@@ -68,6 +68,9 @@ class AnalysisFeatures(BaseModel):
     parameters: dict[str, Any]
     about: dict[str, Any] | None = Field(
         default=None, description="method, parameters, study area and as-of time")
+    network: dict[str, Any] | None = Field(
+        default=None, description="coverage only: network islands, merged vertices, station "
+                                  "snap distances")
 
 
 class IndicatorRow(BaseModel):
@@ -157,8 +160,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
-                parameters: dict[str, Any], *, about: AnalysisAbout | None = None
-                ) -> GeoJSONResponse:
+                parameters: dict[str, Any], *, about: AnalysisAbout | None = None,
+                network: dict[str, Any] | None = None) -> GeoJSONResponse:
     geometry = gdf.geometry.name
     properties = _records(pd.DataFrame(gdf.drop(columns=geometry)))
     shapes = gdf.geometry.to_crs(4326) if len(gdf) else gdf.geometry
@@ -169,7 +172,7 @@ def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
     body = AnalysisFeatures(features=features, numberReturned=len(features),
                             summary=_records(summary),
                             parameters={k: _json_safe(v) for k, v in parameters.items()},
-                            about=about.as_dict() if about else None)
+                            about=about.as_dict() if about else None, network=network)
     return GeoJSONResponse(body.model_dump())
 
 
@@ -206,13 +209,15 @@ def dark_streets(session: SessionDep, settings: SettingsDep, params: DarkStreetD
             response_class=GeoJSONResponse, summary="工作站服务盲区 (station coverage gaps)")
 def coverage_gaps(session: SessionDep, settings: SettingsDep, params: CoverageDep,
                   bbox: BBoxDep) -> GeoJSONResponse:
-    """Unit grids with their distance to the nearest station; summary of uncovered area."""
-    cells = find_coverage_gaps(session, threshold_m=params.threshold_m, method=params.method,
-                               bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
+    """Unit grids with network and straight distance to the nearest station, review flags."""
+    run = run_coverage(session, threshold_m=params.threshold_m, method=params.method,
+                       bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
+    cells = run.cells
     summary = summarise_coverage(cells, by=params.by)
     if params.gaps_only:
         cells = cells[~cells["covered"]]
-    return _collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox})
+    return _collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox},
+                       about=run.about, network=run.network)
 
 
 @router.get("/analysis/cover-risk", response_model=AnalysisFeatures,
@@ -294,11 +299,11 @@ def dark_streets_page(session: SessionDep, settings: SettingsDep, params: DarkSt
 def coverage_page(session: SessionDep, settings: SettingsDep, params: CoverageDep,
                   bbox: BBoxDep) -> HTMLResponse:
     """Grids coloured by station coverage on an offline map page."""
-    cells = find_coverage_gaps(session, threshold_m=params.threshold_m, method=params.method,
-                               bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
+    run = run_coverage(session, threshold_m=params.threshold_m, method=params.method,
+                       bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
     title = f"{settings.city.name} 社区城管工作站覆盖"
-    m = coverage_map(cells, center=settings.city.center, title=title,
-                     threshold_m=params.threshold_m,
+    m = coverage_map(run.cells, center=settings.city.center, title=title,
+                     threshold_m=params.threshold_m, about=run.about,
                      stations=read_layer(session, LAYERS["stations"]),
                      context=_context(session, bbox.bounds(), ("districts", "roads")))
     return _page(render_html(m, title=title))

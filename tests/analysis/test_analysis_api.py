@@ -133,6 +133,14 @@ def test_coverage_gaps_geojson(client: TestClient, city) -> None:
     assert body.numberReturned == 15  # row 1 east half + all of row 2 (network distance)
     assert {f["properties"]["method"] for f in body.features} == {"network"}
     assert body.summary[0]["uncovered"] == 15 and body.summary[0]["grids"] == 20
+    # Row 2 is ~200 m away in a straight line, 1250-2150 m along the street: both reported,
+    # the grids with a walk over 3x the line flagged for review.
+    row2 = [f["properties"] for f in body.features if f["properties"]["straight_m"] < 400]
+    assert row2 and all(p["network_m"] >= 1250 for p in row2)
+    assert all(p["review"] for p in row2 if p["network_m"] > 3 * p["straight_m"])
+    assert body.network is not None and body.network["islands"] == 2  # 亮灯路 stands apart
+    assert body.network["stations"][0]["snap_m"] == 0
+    assert body.about is not None and "并查集" in body.about["method"]
 
 
 def test_hotspots_geojson(client: TestClient, city) -> None:

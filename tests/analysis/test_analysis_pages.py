@@ -66,6 +66,9 @@ def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Sess
                           params={"bbox": BBOX_Q, "step_m": 4}).text
         assert "方法说明" in dark and "研究区：范围框" in dark
         assert "规范街：死角 2,220 米（3 段，3 条路），占该类道路 92.5%" in dark
+        cover = client.get("/analysis/map/coverage-gaps",
+                           params={"bbox": BBOX_Q, "threshold_m": 500}).text
+        assert "方法说明" in cover and "直线距离单独列出" in cover and "待核查网格" in cover
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def test_straight_line_boundary(session: Session, town) -> None:
 
 def test_network_boundary(session: Session, town) -> None:
     cells = _by_code(find_coverage_gaps(session, threshold_m=500, method="network", bbox=BBOX,
-                                        metric_epsg=METRIC, node_spacing_m=10))
+                                        metric_epsg=METRIC))
     assert [cells[f"{i:02d}"].covered for i in range(1, 11)] == [True] * 5 + [False] * 5
     assert cells["05"].distance_m == pytest.approx(450, abs=0.05)
     # Along the street row 2 is 1000 + 200 + (1000 - x) metres away: every grid uncovered.
@@ -74,15 +74,22 @@ def test_network_boundary(session: Session, town) -> None:
     assert cells["11"].distance_m == pytest.approx(2150, abs=0.05)  # x = 50
     assert cells["20"].distance_m == pytest.approx(1250, abs=0.05)  # x = 950
     assert cells["11"].method == "network"
-    # The far grid is 1.7 km from any road: it falls back to the straight line.
-    assert cells["21"].method == "straight" and not cells["21"].covered
-    assert cells["21"].distance_m == pytest.approx((50**2 + 2000**2) ** 0.5, abs=0.05)
+    # 2150 m along the street, 206 m in a straight line: flagged for review.
+    assert cells["11"].straight_m == pytest.approx((50**2 + 200**2) ** 0.5, abs=0.05)
+    assert cells["11"].review and cells["11"].review_reason == "路网距离超过直线距离 3 倍"
+    assert not cells["05"].review and cells["05"].snap_m == 0
+    # The far grid is 1.8 km from any road: no network distance, and the straight line is
+    # reported beside it, never in its place.
+    far = cells["21"]
+    assert far.method == "network" and far.distance_m is None and not far.covered
+    assert far.network_m != far.network_m  # NaN
+    assert far.straight_m == pytest.approx((50**2 + 2000**2) ** 0.5, abs=0.05)
+    assert far.review_reason == "距路网超过 200 米，无法按路网计算"
 
 
 def test_auto_uses_the_network_and_summary_counts_area(session: Session, town) -> None:
-    cells = find_coverage_gaps(session, threshold_m=500, bbox=BBOX, metric_epsg=METRIC,
-                               node_spacing_m=10)
-    assert (cells.method == "network").sum() == 20
+    cells = find_coverage_gaps(session, threshold_m=500, bbox=BBOX, metric_epsg=METRIC)
+    assert (cells.method == "network").all() and cells.network_m.notna().sum() == 20
     [row] = summarise_coverage(cells, by="district").itertuples()
     assert (row.district_code, row.grids, row.uncovered) == (DISTRICT, 21, 16)
     assert row.uncovered_km2 == pytest.approx(16 * 0.01, rel=1e-3)  # 100 m x 100 m each
@@ -93,7 +100,7 @@ def test_auto_uses_the_network_and_summary_counts_area(session: Session, town) -
 def test_a_second_station_closes_the_gap(session: Session, town) -> None:
     insert_station(session, 1000, 250, code="ST-T2")
     cells = _by_code(find_coverage_gaps(session, threshold_m=500, bbox=BBOX,
-                                        metric_epsg=METRIC, node_spacing_m=10))
+                                        metric_epsg=METRIC))
     assert cells["20"].station_code == "ST-T2" and cells["20"].covered
     assert cells["20"].distance_m == pytest.approx(50, abs=0.05)
 
