@@ -199,5 +199,9 @@ def test_public_views_hide_internal_columns(engine) -> None:
     tables = {t for t, _ in columns}
     assert {"facilities", "stations", "stall_zones", "streetlights"} <= tables
     assert "cases" not in tables
-    leaked = {(t, c) for t, c in columns if c in {"owner", "staff", "status", "maintainer"}}
+    leaked = {(t, c) for t, c in columns if c in {"owner", "staff", "status", "maintainer"}
+              and t != "service_requests"}
     assert leaked == set()
+    # Open311 publishes a request's status (GeoReport v2 `status`), never its reporter.
+    open311 = {c for t, c in columns if t == "service_requests"}
+    assert "status" in open311 and not {c for c in open311 if c.startswith("reporter_")}
