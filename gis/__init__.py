@@ -6,6 +6,7 @@ geo        CRSs and coordinate conversion (GCJ-02, BD-09)
 models     the ORM mapping of the tables the migrations create
 access     users, tokens, roles, the audit log
 dispatch   routing a point and a hotline file, cases, workflow, deadlines, repeats, the desk
+geocoding  Chinese address text to a point and its grid, and back (uses dispatch routing)
 zones      stall zone planning: schedules, rules, checks, versioned writes
 analysis   dark streets, station coverage, hotspots, cover risk, indicators, reports
 public     the convenience map's reads, Open311, CQL2 filters of the published layers
