@@ -250,8 +250,8 @@ def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
             print(f"    {stage:<42} {seconds:8.2f} s")
         t_index_codes, index_codes = timed("citygrid index.locate (grid code only)",
                                            lambda: index.locate(lon, lat))
-        same_rows = (routed_index.fillna("∅").astype(str)
-                     == routed.fillna("∅").astype(str)).all(axis=1)
+        same_rows = (routed_index.astype(object).fillna("∅").astype(str)
+                     == routed.astype(object).fillna("∅").astype(str)).all(axis=1)
         print(f"  index vs SQL path, full routing: {same_rows.mean():.4%} of rows identical in "
               f"every column ({(~same_rows).sum():,} differ)")
 
