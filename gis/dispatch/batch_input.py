@@ -161,9 +161,16 @@ def prepare(frame: pd.DataFrame, *, default_crs: str = "wgs84",
                             zip(lon[outside_city], lat[outside_city], strict=True)]
 
     at_text = column("at")
-    parsed = pd.to_datetime(at_text.where(at_text != ""), errors="coerce", format="mixed")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert(settings.timezone).dt.tz_localize(None)
+    # Hotline exports mix times with and without an offset; pandas refuses to parse such a
+    # column at once, so the two kinds are parsed apart and the aware ones put in city time.
+    aware = at_text.str.contains(r"(?:[Zz]|[+-]\d{2}:?\d{2})$", regex=True)
+    parsed = pd.to_datetime(at_text.where((at_text != "") & ~aware), errors="coerce",
+                            format="mixed")
+    if aware.any():
+        with_offset = pd.to_datetime(at_text.where(aware), errors="coerce", format="mixed",
+                                     utc=True)
+        parsed = parsed.where(~aware, with_offset.dt.tz_convert(settings.timezone)
+                              .dt.tz_localize(None))
     bad_time = parsed.isna() & (at_text != "") & (reason == "")
     reason[bad_time] = [f"time {t!r} is not a date and time" for t in at_text[bad_time]]
     # An export without times is routed as of now (the owner of today).

@@ -209,3 +209,19 @@ def test_file_with_only_bad_rows_still_gets_one_row_each(city: Session, tmp_path
     out = pd.read_csv(route_file(city.connection(), path, settings=SETTINGS, city=CITY),
                       dtype=str, keep_default_na=False)
     assert len(out) == 3 and (out["reason"] != "").all() and (out["grid_code"] == "").all()
+
+
+def test_mixed_aware_and_naive_times_are_each_read() -> None:
+    """A hotline export mixing `...+00:00` and plain local times is not refused as a whole."""
+    import pandas as pd
+
+    from gis.dispatch.batch_input import prepare
+    from gis.dispatch.routing_settings import RoutingSettings
+    from gis.platform.settings import CitySettings
+
+    frame = pd.DataFrame({"x": ["117.03"] * 3, "y": ["36.66"] * 3,
+                          "at": ["2025-09-12T15:30:00+00:00", "2025-09-15 10:00", "garbage"]})
+    out = prepare(frame, default_crs="wgs84", settings=RoutingSettings(), city=CitySettings(),
+                  now=None)
+    assert [str(t) for t in out["local"][:2]] == ["2025-09-12 23:30:00", "2025-09-15 10:00:00"]
+    assert list(out["reason"][:2]) == ["", ""] and "garbage" in out["reason"][2]
