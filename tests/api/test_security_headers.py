@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
@@ -172,7 +173,10 @@ def test_pages_work_under_their_policy_in_chromium(chromium: Path, demo_settings
             assert response is not None and response.status == 200, path
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
             page.wait_for_selector(ready, timeout=60_000)
-            page.wait_for_load_state("networkidle", timeout=60_000)
+            try:  # let late requests (tiles, data) meet the policy; a busy CI box may never idle
+                page.wait_for_load_state("networkidle", timeout=15_000)
+            except PlaywrightTimeout:
+                page.wait_for_timeout(2_000)
             assert browser.errors == [], (path, browser.errors)
         # The Swagger UI really drew the operations from /openapi.json under the policy.
         page.goto(f"{base}/docs", wait_until="load")
