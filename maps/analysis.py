@@ -52,7 +52,7 @@ PAGE_CSS = f"""<style>
 </style>"""
 GI_COLORS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", 0: "#f7f7f7", -1: "#d1e5f0",
              -2: "#67a9cf", -3: "#2166ac"}
-RISK_COLORS = {"high": "#d7301f", "medium": "#fc8d59"}
+RISK_COLORS = {"high": "#d7301f", "medium": "#fc8d59", "low": "#fdd49e"}
 
 
 def analysis_map(*, center: tuple[float, float], title: str, zoom: int = 14) -> folium.Map:
@@ -214,6 +214,7 @@ def hotspots_map(spots: gpd.GeoDataFrame, *, center: tuple[float, float], title:
 
 
 def cover_risk_map(risks: gpd.GeoDataFrame, *, center: tuple[float, float], title: str,
+                   about: AnalysisAbout | None = None,
                    context: dict[str, gpd.GeoDataFrame] | None = None,
                    m: folium.Map | None = None) -> folium.Map:
     """Damaged and missing covers as dots coloured by risk, one layer per risk level."""
@@ -222,7 +223,7 @@ def cover_risk_map(risks: gpd.GeoDataFrame, *, center: tuple[float, float], titl
     frame = risks.assign(state_zh=risks["state"].map(COVER_STATE_LABELS),
                          risk_zh=risks["risk"].map(RISK_LABELS))
     web = to_web(frame, layer="manhole_covers") if not frame.empty else frame
-    for risk in ("high", "medium"):
+    for risk in ("high", "medium", "low"):
         group = folium.FeatureGroup(name=f"{RISK_LABELS[risk]}风险井盖")
         for row in web[web["risk"] == risk].itertuples() if not web.empty else ():
             tip = Markup("{} {} {}<br>权属: {}<br>已等待 {:g} 小时").format(
@@ -235,8 +236,14 @@ def cover_risk_map(risks: gpd.GeoDataFrame, *, center: tuple[float, float], titl
         group.add_to(m)
     if not risks.empty:
         _fit(m, risks)
-    add_legend(m, "井盖隐患", [(RISK_COLORS["high"], "高风险：丢失，或破损超时"),
-                           (RISK_COLORS["medium"], "中风险：破损")])
+    params = about.parameters if about is not None else {}
+    high_h, medium_h = (params.get("damaged_high_after_h", 24),
+                        params.get("damaged_medium_after_h", 4))
+    add_legend(m, "井盖隐患", [(RISK_COLORS["high"], f"高风险：丢失，或破损超过 {high_h:g} 小时"),
+                           (RISK_COLORS["medium"], f"中风险：破损 {medium_h:g}-{high_h:g} 小时"),
+                           (RISK_COLORS["low"], f"低风险：破损不足 {medium_h:g} 小时")])
+    if about is not None:
+        add_about(m, about)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 

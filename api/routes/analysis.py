@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from api.auth import staff_only
 from api.deps import BBoxDep, SessionDep, SettingsDep
 from api.params import SaneDate, SaneDatetime
-from gis.analysis.about import AnalysisAbout
+from gis.analysis.about import AnalysisAbout, now_in_china
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
-from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
+from gis.analysis.cover_risk import cover_risk_about, find_cover_risks, summarise_cover_risks
 from gis.analysis.dark_street_summary import (
     DarkStreetRun,
     run_dark_streets,
@@ -229,13 +229,26 @@ def cover_risk(
     damaged_high_after_h: Annotated[float, Query(ge=0, le=8784, description="hours after "
                                                  "which a damaged cover is high risk (at most "
                                                  "a year)")] = 24,
+    damaged_medium_after_h: Annotated[float, Query(ge=0, le=8784, description="hours after "
+                                                   "which a damaged cover is medium risk (low "
+                                                   "before)")] = 4,
 ) -> GeoJSONResponse:
     """Covers in use that are damaged or missing, riskiest first, and a summary."""
-    risks = find_cover_risks(session, bbox=bbox.bounds(),
-                             damaged_high_after_h=damaged_high_after_h)
+    risks, about = _cover_risks(session, bbox, damaged_high_after_h, damaged_medium_after_h)
     summary = summarise_cover_risks(risks, by=by) if not risks.empty else pd.DataFrame()
-    return _collection(risks, summary, {"by": by, "damaged_high_after_h": damaged_high_after_h,
-                                        "bbox": bbox.bbox})
+    return _collection(risks, summary, {"by": by, **about.parameters}, about=about)
+
+
+def _cover_risks(session: Session, bbox: Any, high_h: float = 24, medium_h: float = 4
+                 ) -> tuple[gpd.GeoDataFrame, AnalysisAbout]:
+    as_of = now_in_china()
+    risks = find_cover_risks(session, as_of=as_of, bbox=bbox.bounds(),
+                             damaged_high_after_h=high_h, damaged_medium_after_h=medium_h)
+    area = (f"范围框 {','.join(f'{v:g}' for v in bbox.bounds())} 内的在用井盖"
+            if bbox.bounds() else "全部在用井盖")
+    parameters = {"damaged_high_after_h": high_h, "damaged_medium_after_h": medium_h,
+                  "case_radius_m": 30.0, "bbox": bbox.bbox}
+    return risks, cover_risk_about(risks, parameters, study_area=area, as_of=as_of)
 
 
 @router.get("/analysis/indicators", response_model=IndicatorsOut,
@@ -312,10 +325,10 @@ def coverage_page(session: SessionDep, settings: SettingsDep, params: CoverageDe
 @router.get("/analysis/map/cover-risk", response_class=HTMLResponse,
             summary="井盖隐患地图 (page)")
 def cover_risk_page(session: SessionDep, settings: SettingsDep, bbox: BBoxDep) -> HTMLResponse:
-    """Damaged and missing covers by risk on an offline map page."""
-    risks = find_cover_risks(session, bbox=bbox.bounds())
+    """Damaged and missing covers by risk on an offline map page, with the method box."""
+    risks, about = _cover_risks(session, bbox)
     title = f"{settings.city.name} 井盖隐患"
-    m = cover_risk_map(risks, center=settings.city.center, title=title,
+    m = cover_risk_map(risks, center=settings.city.center, title=title, about=about,
                        context=_context(session, bbox.bounds(), ("districts",)))
     return _page(render_html(m, title=title))
 

@@ -32,7 +32,7 @@ GROUP_LABELS = {"city": "全市", "district": "区", "street": "街道", "grid":
 # pseudo p). Gi* tests the neighbourhood, so the label names a 区域, not the cell alone.
 GI_BIN_LABELS = {3: "热点区域 99%", 2: "热点区域 95%", 1: "热点区域 90%", 0: "不显著",
                  -1: "冷点区域 90%", -2: "冷点区域 95%", -3: "冷点区域 99%"}
-RISK_LABELS = {"high": "高", "medium": "中"}
+RISK_LABELS = {"high": "高", "medium": "中", "low": "低"}
 COVER_STATE_LABELS = {"damaged": "破损", "missing": "丢失"}
 PERIOD_LABELS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
 METHOD_LABELS = {"network": "路网距离", "straight": "直线距离"}

@@ -24,6 +24,7 @@ from api.routes.analysis import AnalysisFeatures, IndicatorsOut
 from gis.analysis import cover_risk, reports
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
+from gis.platform.errors import InvalidInputError
 from tests.analysis.test_dark_streets import (
     BBOX,
     DISTRICT,
@@ -175,22 +176,34 @@ def test_indicators_json(client: TestClient, city) -> None:
 
 
 def test_cover_risk(session: Session, city, client: TestClient) -> None:
+    insert_cover(session, 6, 90, 10, state="damaged", updated=AS_OF - dt.timedelta(hours=10))
     risks = find_cover_risks(session, as_of=AS_OF, bbox=BBOX)
+    # Missing: high at once; damaged: low under 4 h, medium to 24 h, high after.
     assert risks[["code", "state", "risk"]].values.tolist() == [
         [f"{DISTRICT}0102000001", "missing", "high"],
         [f"{DISTRICT}0111000002", "damaged", "high"],
-        [f"{DISTRICT}0102000003", "damaged", "medium"]]
-    assert risks["hours"].tolist() == [5.0, 72.0, 2.0]
-    assert risks["open_case_no"].tolist() == ["C1", None, None]
-    assert risks["class_name"].tolist() == ["污水井盖", "燃气井盖", "污水井盖"]
+        [f"{DISTRICT}0102000006", "damaged", "medium"],
+        [f"{DISTRICT}0102000003", "damaged", "low"]]
+    assert risks["hours"].tolist() == [5.0, 72.0, 10.0, 2.0]
+    assert risks["open_case_no"].tolist() == ["C1", None, None, None]
+    assert risks["class_name"].tolist() == ["污水井盖", "燃气井盖", "污水井盖", "污水井盖"]
     by_owner = summarise_cover_risks(risks, by="owner").set_index("owner")
-    assert by_owner.loc["排水管理处", ["missing", "damaged", "high"]].tolist() == [1, 1, 1]
+    assert by_owner.loc["排水管理处", ["missing", "damaged", "high", "medium", "low"]
+                        ].tolist() == [1, 2, 1, 1, 1]
     assert doctest.testmod(cover_risk, optionflags=doctest.ELLIPSIS).failed == 0
+    # A 2 h old damage is medium when medium starts at 1 h.
+    assert find_cover_risks(session, as_of=AS_OF, bbox=BBOX, damaged_medium_after_h=1
+                            )["risk"].tolist()[-1] == "medium"
+    with pytest.raises(InvalidInputError, match="damaged_medium_after_h"):
+        find_cover_risks(session, damaged_medium_after_h=30)
 
     r = client.get("/analysis/cover-risk", params={"bbox": BBOX_Q, "by": "owner"})
     body = AnalysisFeatures.model_validate(r.json())
-    assert body.numberReturned == 3 and body.features[0]["geometry"]["type"] == "Point"
+    assert body.numberReturned == 4 and body.features[0]["geometry"]["type"] == "Point"
     assert {s["owner"] for s in body.summary} == {"排水管理处", "燃气公司"}
+    assert body.about is not None and "不足 4 小时为低风险" in body.about["method"]
+    assert body.about["study_area"].startswith("范围框")
+    assert body.parameters["damaged_medium_after_h"] == 4
 
 
 def test_weekly_report_and_chart(client: TestClient, city) -> None:

@@ -30,7 +30,7 @@ PAGES = {
     "/analysis/map/coverage-gaps": ({"threshold_m": 500},
                                     ["服务盲区", "已覆盖网格", "社区城管工作站"], "工作站覆盖"),
     "/analysis/map/hotspots": (HOTSPOT_Q, ["投诉热点区域 (Gi*)", "投诉热力图"], "Gi*"),
-    "/analysis/map/cover-risk": ({}, ["高风险井盖", "中风险井盖"], "井盖隐患"),
+    "/analysis/map/cover-risk": ({}, ["高风险井盖", "中风险井盖", "低风险井盖"], "井盖隐患"),
 }
 
 
@@ -69,6 +69,8 @@ def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Sess
         cover = client.get("/analysis/map/coverage-gaps",
                            params={"bbox": BBOX_Q, "threshold_m": 500}).text
         assert "方法说明" in cover and "直线距离单独列出" in cover and "待核查网格" in cover
+        risk = client.get("/analysis/map/cover-risk", params={"bbox": BBOX_Q}).text
+        assert "方法说明" in risk and "低风险：破损不足 4 小时" in risk
 
 
 @pytest.fixture
