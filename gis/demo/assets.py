@@ -1,9 +1,16 @@
-"""Components (部件) along the roads: streetlights (0118) and manhole covers (0101–0114)."""
+"""Components (部件) along the roads: streetlights (0118) and manhole covers (0101–0114).
+
+A component's state is a snapshot of the moment the demo is loaded: a damaged or missing cover
+changed state hours to weeks before `as_of` (log-uniform from 30 minutes to 6 weeks, seeded),
+so the cover-risk rules (low under 4 h, medium to 24 h, high after, missing always high) all
+occur when the demo is opened. The offsets are fixed by the seed; only `as_of` moves.
+"""
 
 from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from gis.demo import DISTRICT_CODE, METRIC_EPSG
 from gis.demo.spatial import containing_code, points_beside
@@ -22,6 +29,7 @@ COVER_WEIGHTS = {"0101": 8, "0102": 18, "0103": 18, "0104": 6, "0105": 12, "0106
                  "0113": 2, "0114": 1}
 COVER_COUNT = 30_000
 COVER_BROKEN_SHARE = 0.02
+COVER_BROKEN_HOURS = (0.5, 6 * 7 * 24.0)  # damaged/missing since: 30 minutes to 6 weeks ago
 
 LIGHT_COLUMNS = ["code", "state", "lit", "in_use", "owner", "maintainer", "grid_code",
                  "recorded_at", "updated_at", "simulated", "geometry"]
@@ -75,8 +83,12 @@ def build_streetlights(roads_m: gpd.GeoDataFrame, grid_m: gpd.GeoDataFrame,
 
 def build_manhole_covers(roads_m: gpd.GeoDataFrame, grid_m: gpd.GeoDataFrame,
                          owners: dict[str, str], rng: np.random.Generator,
-                         count: int = COVER_COUNT) -> gpd.GeoDataFrame:
-    """Covers at random spots on the roads; the class decides the owner (`owners`)."""
+                         count: int = COVER_COUNT, *,
+                         as_of: pd.Timestamp | None = None) -> gpd.GeoDataFrame:
+    """Covers at random spots on the roads; the class decides the owner (`owners`).
+
+    Broken covers changed state hours to weeks before `as_of` (default: now, to the minute).
+    """
     lengths = roads_m.length.to_numpy()
     idx = np.sort(rng.choice(len(roads_m), size=count, p=lengths / lengths.sum()))
     along = rng.uniform(0, lengths[idx])
@@ -94,9 +106,16 @@ def build_manhole_covers(roads_m: gpd.GeoDataFrame, grid_m: gpd.GeoDataFrame,
     broken = rng.random(count) < COVER_BROKEN_SHARE
     state[broken] = np.where(rng.random(broken.sum()) < 0.6, "damaged", "missing")
     owner = np.array([owners[c] for c in cover_class], dtype=object)
+    # Drawn for every cover so the other columns keep their random stream; used where broken.
+    low, high = np.log(COVER_BROKEN_HOURS)
+    hours_ago = np.exp(rng.uniform(low, high, size=count))
+    now = (as_of if as_of is not None else pd.Timestamp.now(tz="Asia/Shanghai")).floor("min")
+    since = (now - pd.to_timedelta(hours_ago, unit="h")).floor("s")
+    recorded = pd.Timestamp(RECORDED_AT)
+    updated = pd.Series(since).where(broken, recorded).where(lambda t: t >= recorded, recorded)
     return gpd.GeoDataFrame({
         "code": [f"{DISTRICT_CODE}{c}{s:06d}" for c, s in zip(cover_class, serial, strict=True)],
         "state": state, "in_use": True, "owner": owner, "maintainer": owner,
         "grid_code": containing_code(points, grid_m), "recorded_at": RECORDED_AT,
-        "updated_at": RECORDED_AT, "simulated": True,
+        "updated_at": updated, "simulated": True,
     }, geometry=points, crs=METRIC_EPSG)[COVER_COLUMNS]

@@ -1,8 +1,10 @@
 """A year of simulated complaints (案件), 2025-11-22 .. 2026-11-21, with planted hotspots.
 
 Dates are fixed, never relative to today, so the demo reads the same whenever it is loaded.
-Most points are uniform over the district; a few dense clusters (a night-market street full
-of barbecue smoke, a sewer that keeps overflowing, ...) give the hotspot analysis a target.
+Most points are uniform over the district outside a few empty areas (a park, a lake, a hill:
+250-500 m across where nobody files a complaint); clusters give the hotspot analysis a target,
+each a tight core (a night-market street full of barbecue smoke, a sewer that keeps
+overflowing, ...) inside a halo several hundred metres wide, as real complaint clusters are.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ CASE_COUNT = 50_000
 PERIOD_START = pd.Timestamp("2025-11-22 00:00", tz="Asia/Shanghai")
 PERIOD_END = pd.Timestamp("2026-11-22 00:00", tz="Asia/Shanghai")  # exclusive
 HOTSPOTS = 8
-HOTSPOT_SHARE = 0.11
+HOTSPOT_SHARE = 0.13
+HOTSPOT_CORE_SHARE = 0.4  # of a cluster's points: the core (sigma 30-60 m), the rest the halo
+HOTSPOT_HALO_SIGMA_M = (120.0, 220.0)  # the halo: 2 sigma across is 500-900 m
+EMPTY_AREAS = 5
+EMPTY_RADIUS_M = (250.0, 500.0)
 COMPONENT_SHARE = 0.25
 CHANNELS = {"hotline_12345": 0.45, "patrol": 0.30, "wechat": 0.20, "hotline_12319": 0.05}
 # Relative frequency of event categories (unknown codes weigh 1).
@@ -48,22 +54,37 @@ def _weighted(codes: dict[str, str], weights: dict[str, int]) -> tuple[np.ndarra
     return keys, w / w.sum()
 
 
+def empty_areas(outline_m: BaseGeometry, rng: np.random.Generator) -> BaseGeometry:
+    """Discs inside the district where no complaint is ever recorded (metric)."""
+    centres = random_points_in(outline_m.buffer(-600), EMPTY_AREAS, rng)
+    radii = rng.uniform(*EMPTY_RADIUS_M, size=EMPTY_AREAS)
+    return shapely.union_all(shapely.buffer(shapely.points(centres), radii))
+
+
 def _points(outline_m: BaseGeometry, rng: np.random.Generator,
             count: int) -> tuple[np.ndarray, np.ndarray]:
     """Case locations and the hotspot each belongs to (-1: none)."""
+    empty = empty_areas(outline_m, rng)
+    allowed = outline_m.difference(empty)
     hot_n = int(count * HOTSPOT_SHARE)
-    xy = [random_points_in(outline_m, count - hot_n, rng)]
+    xy = [random_points_in(allowed, count - hot_n, rng)]
     which = [np.full(count - hot_n, -1)]
-    centres = random_points_in(outline_m.buffer(-300), HOTSPOTS, rng)
+    centres = random_points_in(outline_m.buffer(-300).difference(empty.buffer(300)),
+                               HOTSPOTS, rng)
     sizes = rng.multinomial(hot_n, np.full(HOTSPOTS, 1 / HOTSPOTS))
-    shapely.prepare(outline_m)
+    shapely.prepare(allowed)
     for h, (centre, size) in enumerate(zip(centres, sizes, strict=True)):
-        sigma = rng.uniform(30, 80)
+        core = int(size * HOTSPOT_CORE_SHARE)
+        sigma = np.r_[np.full(core, rng.uniform(30, 60)),
+                      np.full(size - core, rng.uniform(*HOTSPOT_HALO_SIGMA_M))]
         pts = np.empty((0, 2))
-        while len(pts) < size:
-            cand = rng.normal(centre, sigma, size=(2 * size, 2))
-            pts = np.vstack([pts, cand[shapely.contains_xy(outline_m, cand[:, 0], cand[:, 1])]])
-        xy.append(pts[:size])
+        need = np.arange(size)
+        while len(need):  # redraw the points that fell outside, keeping each one's sigma
+            cand = rng.normal(centre, sigma[need][:, None], size=(len(need), 2))
+            ok = shapely.contains_xy(allowed, cand[:, 0], cand[:, 1])
+            pts = np.vstack([pts, cand[ok]])
+            need = need[~ok]
+        xy.append(pts)
         which.append(np.full(size, h))
     return np.vstack(xy), np.concatenate(which)
 
