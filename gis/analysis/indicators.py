@@ -18,10 +18,11 @@ grouping. Cohorts, for a period [start, end) judged as of `as_of` (default: the 
 
 One as_of rule for every count: a report for a past day is the same report whatever happened
 afterwards. Each case is taken as it stood at `as_of`: reported by then, its status the
-`to_status` of its last case_transitions row at or before `as_of` (立案 means that status is
-past collection and not rejected), its handling deadline the one in force then (an extension
-granted later is undone with its case_extensions.previous_due_at; a case dispatched later has
-none), its rework and extension counts less those recorded later. Steps stamped once and never
+`from_status` of its first case_transitions row after `as_of`, or its status now when nothing
+was recorded since (立案 means that status is past collection and not rejected), its handling
+deadline the one in force then (an extension granted later is undone with its
+case_extensions.previous_due_at; a case dispatched later has none), its rework and extension
+counts less those recorded later. Steps stamped once and never
 moved (dispatched_at, closed_at, replied_at, surveyed_at) are compared with `as_of` directly.
 Cases loaded without an audit trail (an import of the old system's history) have only their
 columns: their status is the stored one unless a later transition names the one before it.
@@ -162,23 +163,25 @@ SELECT {key} AS key, min({name}) AS name,
     count(*) FILTER (WHERE open_overdue) AS open_overdue
 FROM cases c
 {joins}
--- The last step taken by as_of, and what the audit recorded after it (see AS_OF_RULE).
-LEFT JOIN LATERAL (
-    SELECT t.to_status FROM case_transitions t WHERE t.case_id = c.id AND t.at <= :as_of
-    ORDER BY t.at DESC, t.id DESC LIMIT 1) before ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE t.action = 'rework') AS reworks,
+-- What the audit recorded after as_of, one row per case (see the module docstring): the first
+-- later step names the status the case had at as_of, the first later extension the deadline.
+LEFT JOIN (
+    SELECT t.case_id,
+           count(*) FILTER (WHERE t.action = 'rework') AS reworks,
            count(*) FILTER (WHERE t.action = 'extend') AS extensions,
-           (array_agg(t.from_status ORDER BY t.at, t.id))[1] AS first_from_status
-    FROM case_transitions t WHERE t.case_id = c.id AND t.at > :as_of) later ON true
+           (array_agg(t.from_status ORDER BY t.at, t.id))[1] AS first_from_status,
+           (array_agg(e.previous_due_at ORDER BY t.at, t.id)
+               FILTER (WHERE e.id IS NOT NULL))[1] AS first_previous_due_at
+    FROM case_transitions t
+    LEFT JOIN case_extensions e ON e.transition_id = t.id
+    WHERE t.at > :as_of
+    GROUP BY t.case_id) later ON later.case_id = c.id
 CROSS JOIN LATERAL (SELECT
+    -- No later step: the status now is the status then.
     CASE WHEN c.reported_at <= :as_of
-         THEN coalesce(before.to_status, later.first_from_status, c.status) END AS status,
-    CASE WHEN c.dispatched_at <= :as_of THEN coalesce((
-        SELECT e.previous_due_at FROM case_extensions e
-        JOIN case_transitions t ON t.id = e.transition_id
-        WHERE e.case_id = c.id AND t.at > :as_of ORDER BY t.at, t.id LIMIT 1), c.due_at)
-    END AS due_at,
+         THEN coalesce(later.first_from_status, c.status) END AS status,
+    CASE WHEN c.dispatched_at <= :as_of
+         THEN coalesce(later.first_previous_due_at, c.due_at) END AS due_at,
     c.reworked_count - coalesce(later.reworks, 0) AS reworked,
     c.extended_count - coalesce(later.extensions, 0) AS extended
 ) h
