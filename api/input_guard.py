@@ -32,6 +32,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.open311_xml import errors_document
 from gis.platform.errors import InvalidInputError
 
 MAX_JSON_DEPTH = 64
@@ -313,13 +314,18 @@ def _replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> R
 
 
 async def _refuse(scope: Scope, send: Send, detail: str) -> None:
-    # Open311 clients expect the GeoReport error list; everyone else the usual `detail`.
-    if str(scope.get("path", "")).startswith("/open311/"):
-        payload: object = [{"code": 400, "description": detail}]
+    # Open311 clients expect the GeoReport error list (XML on a .xml path); everyone else the
+    # usual `detail`.
+    path = str(scope.get("path", ""))
+    content_type = b"application/json"
+    if path.startswith("/open311/") and path.endswith(".xml"):
+        body = errors_document(400, detail)
+        content_type = b"text/xml; charset=utf-8"
     else:
-        payload = {"detail": detail}
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        payload: object = ([{"code": 400, "description": detail}]
+                           if path.startswith("/open311/") else {"detail": detail})
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     await send({"type": "http.response.start", "status": 400,
-                "headers": [(b"content-type", b"application/json"),
+                "headers": [(b"content-type", content_type),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

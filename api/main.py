@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotspots.router)
     app.include_router(public.router)
     app.include_router(open311.router)
+    open311.install_open311_errors(app)
     mount_ogc(app)
     # Inside the size limit (added first = inner): the guard reads bodies the limit counts.
     app.add_middleware(InputGuardMiddleware)

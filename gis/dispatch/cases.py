@@ -256,6 +256,26 @@ def transition(session: Session, case_id: int, action: str, *, actor: str,
     return get_case(session, case_id)
 
 
+def resolve_case_id(session: Session, reference: str) -> int:
+    """Id of the case `reference` names: its numeric id, else its case number.
+
+    The case number is the Open311 service_request_id, so a request a resident was given can
+    be looked up by staff as it is. An id wins over a case number of the same digits (ids are
+    small; generated case numbers are 16 digits, a date and the id).
+    """
+    if reference.isascii() and reference.isdigit() and int(reference) < 2**63:
+        found = session.execute(text("SELECT id FROM cases WHERE id = :id"),
+                                {"id": int(reference)}).scalar()
+        if found is not None:
+            return int(found)
+    found = session.execute(text("SELECT id FROM cases WHERE case_no = :n"),
+                            {"n": reference}).scalar()
+    if found is None:
+        raise NotFoundError(f"case {reference!r} does not exist (neither a case id nor a "
+                            "case number)")
+    return int(found)
+
+
 def get_case(session: Session, case_id: int) -> Case:
     """One case with its full transition history, oldest first."""
     row = session.execute(text(f"SELECT {_CASE_COLUMNS} FROM cases c WHERE c.id = :id"),

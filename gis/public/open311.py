@@ -45,6 +45,7 @@ from gis.platform.settings import CitySettings
 SERVICE_CODE = re.compile(r"^(event|component)-([0-9]{4})$")
 COMPONENT_CODE = re.compile(r"^[0-9]{16}$")
 MAX_SPAN = dt.timedelta(days=90)  # GeoReport v2: a date range may not span more than 90 days
+MAX_REQUESTS = 1000  # GeoReport v2: up to 1,000 requests in one answer
 ACTOR = "Open311 接口"
 EVENT_MAJORS = {"01": "市容环境", "02": "宣传广告", "03": "施工管理", "04": "突发事件",
                 "05": "街面秩序"}
@@ -260,11 +261,13 @@ def get_request(session: Session, request_id: str, *, routing: RoutingSettings,
 
 def list_requests(session: Session, *, routing: RoutingSettings, city: CitySettings,
                   now: dt.datetime, service_codes: list[str] | None = None,
-                  status: str | None = None, start: dt.datetime | None = None,
+                  statuses: list[str] | None = None, start: dt.datetime | None = None,
                   end: dt.datetime | None = None, request_ids: list[str] | None = None,
-                  limit: int = 50, offset: int = 0,
+                  limit: int = MAX_REQUESTS, offset: int = 0,
                   reader: Session | None = None) -> list[ServiceRequest]:
     """Requests newest first, filtered as GeoReport v2 says (default: the last 90 days).
+
+    `statuses` is a list of 'open' / 'closed' (the spec's comma list); both or none: any.
 
     The filters run on `reader` (default `session`), e.g. the anonymous role's session.
     """
@@ -292,14 +295,18 @@ def list_requests(session: Session, *, routing: RoutingSettings, city: CitySetti
         pairs = [parse_service_code(code) for code in service_codes]
         conditions.append("(c.category_type || '-' || c.category_code) = ANY(:codes)")
         params["codes"] = [f"{t}-{c}" for t, c in pairs]
-    if status is not None:
-        if status not in ("open", "closed"):
-            raise InvalidInputError(f"status {status!r} must be 'open' or 'closed'")
-        negate = "" if status == "open" else "NOT "
+    wanted = set(statuses or ())
+    unknown = sorted(wanted - {"open", "closed"})
+    if unknown:
+        raise InvalidInputError(f"status {unknown[0]!r} must be 'open' or 'closed' (or both, "
+                                "comma-separated)")
+    if len(wanted) == 1:
+        negate = "" if wanted == {"open"} else "NOT "
         conditions.append(f"{negate}(c.status = ANY(:open_statuses))")
         params["open_statuses"] = list(OPEN_STATUSES)
-    if not 1 <= limit <= 200 or offset < 0:
-        raise InvalidInputError(f"page_size {limit} must be 1..200 and the page positive")
+    if not 1 <= limit <= MAX_REQUESTS or offset < 0:
+        raise InvalidInputError(f"page_size {limit} must be 1..{MAX_REQUESTS} and the page "
+                                "positive")
     rows = _select(reader or session, " AND ".join(conditions) or "true", params,
                    limit=limit, offset=offset)
     return [_to_request(session, row, routing=routing, city=city) for row in rows]

@@ -17,7 +17,7 @@ PUBLIC_PREFIXES = ("/public", "/ogc", "/open311/v2", "/static")
 PUBLIC_PATHS = {"/", "/health", "/login", "/auth/token", "/auth/login", "/auth/logout",
                 "/docs", "/openapi.json"}
 # Open311 POST checks its GeoReport api_key itself (tested in test_auth / test_open311).
-OWN_KEY_CHECK = {("POST", "/open311/v2/requests.json")}
+OWN_KEY_CHECK = {("POST", "/open311/v2/requests.json"), ("POST", "/open311/v2/requests.xml")}
 
 
 def _concrete(path: str) -> str:

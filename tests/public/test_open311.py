@@ -57,7 +57,7 @@ def test_discovery(client):
     (endpoint,) = body["endpoints"]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["url"].endswith("/open311/v2")
-    assert endpoint["formats"] == ["application/json"]
+    assert endpoint["formats"] == ["text/xml", "application/json"]
 
 
 def test_services_come_from_the_category_tables(client, session):

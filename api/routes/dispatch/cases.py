@@ -155,6 +155,8 @@ class SupervisedGroupOut(BaseModel):
 
 
 CaseId = Annotated[int, Path(ge=1, description="case id")]
+CaseRef = Annotated[str, Path(min_length=1, max_length=64, description=(
+    "case id, or case number (the Open311 service_request_id, e.g. 2026112300000042)"))]
 AtQuery = Annotated[SaneAwareDatetime | None, Query(
     description="moment to judge deadlines at, with offset; default now")]
 
@@ -213,9 +215,10 @@ def supervised_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut)
-def get_case(case_id: CaseId, session: SessionDep) -> CaseDetailOut:
-    """One case with its audit trail."""
-    return CaseDetailOut.model_validate(case_service.get_case(session, case_id))
+def get_case(case_id: CaseRef, session: SessionDep) -> CaseDetailOut:
+    """One case with its audit trail, by id or by case number."""
+    found = case_service.resolve_case_id(session, case_id)
+    return CaseDetailOut.model_validate(case_service.get_case(session, found))
 
 
 @router.post("/cases/{case_id}/actions/{action}", response_model=CaseDetailOut)

@@ -1,27 +1,34 @@
-"""Open311 GeoReport v2 (JSON) under /open311/v2: discovery, services, service requests.
+"""Open311 GeoReport v2 under /open311/v2: discovery, services, service requests.
 
-Errors follow the GeoReport format, a JSON list `[{"code": 400, "description": "..."}]`, with
-400 for bad input (the spec's status for it, where the rest of citygrid answers 422), 404 for
-an unknown service or request. POST accepts application/x-www-form-urlencoded (the spec's
-form) or JSON with the same keys; `attribute[component_code]` names a component.
-Read routes page with `page` / `page_size` because every request is routed on read to name
-its agency: see gis/public/open311.py.
+Every endpoint speaks both formats of the spec: `.json` and `.xml` (api/open311_xml.py builds
+the XML from the same response models, so both carry the same masked values). Errors follow
+the GeoReport format in the format asked for, `[{"code": 400, "description": "..."}]` or
+`<errors><error><code/><description/></error></errors>`, with 400 for bad input (the spec's
+status for it, where the rest of citygrid answers 422), 404 for an unknown service, request or
+route anywhere under /open311, 405 for a method a route does not take.
+POST accepts application/x-www-form-urlencoded (the spec's form) or JSON with the same keys;
+`attribute[component_code]` names a component. GET requests answers the spec's default, the
+requests of the last 90 days, up to 1,000 at a time; `page` / `page_size` (an extension) page
+further. `status` and `service_code` take comma-separated lists.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import PublicSessionDep, SessionDep, SettingsDep
+from api.open311_xml import XML_MEDIA_TYPE, XMLResponse, errors_document, xml_document
 from api.params import SaneDatetime
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.access import auth
@@ -36,6 +43,8 @@ from gis.public import open311
 
 SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-23T00:00:00Z"
+PREFIX = "/open311"
+MAX_PAGE_SIZE = 1000  # GeoReport v2: up to 1,000 requests in one answer
 
 
 class Open311Error(BaseModel):
@@ -45,8 +54,28 @@ class Open311Error(BaseModel):
     description: str
 
 
-def _errors(status: int, description: str) -> JSONResponse:
-    return JSONResponse([{"code": status, "description": description}], status_code=status)
+def wants_xml(request: Request) -> bool:
+    """Whether the request asked for GeoReport XML (a `.xml` path)."""
+    return request.url.path.endswith(".xml")
+
+
+def open311_errors(request: Request, status: int, description: str,
+                   headers: Mapping[str, str] | None = None) -> Response:
+    """A GeoReport v2 error list in the format the request asked for."""
+    if wants_xml(request):
+        return XMLResponse(errors_document(status, description), status_code=status,
+                           headers=headers)
+    return JSONResponse([{"code": status, "description": description}], status_code=status,
+                        headers=headers)
+
+
+def reply(request: Request, root: str, data: Any, status_code: int = 200) -> Any:
+    """`data` (a response model or a list of them) as JSON or as the spec's XML `<root>`."""
+    if not wants_xml(request):
+        return data
+    dumped = ([item.model_dump(mode="json") for item in data] if isinstance(data, list)
+              else data.model_dump(mode="json"))
+    return XMLResponse(xml_document(root, dumped), status_code=status_code)
 
 
 class Open311Route(APIRoute):
@@ -65,24 +94,31 @@ class Open311Route(APIRoute):
                     where = ".".join(str(p) for p in error.get("loc", ()) if p != "query")
                     given = error.get("input")
                     parts.append(f"{where}: {error.get('msg')} (got {given!r})")
-                return _errors(400, "; ".join(parts))
+                return open311_errors(request, 400, "; ".join(parts))
             except NotFoundError as exc:
-                return _errors(404, str(exc))
+                return open311_errors(request, 404, str(exc))
             except AuthenticationError as exc:
-                return _errors(401, str(exc))
+                return open311_errors(request, 401, str(exc))
             except PermissionDeniedError as exc:
-                return _errors(403, str(exc))
+                return open311_errors(request, 403, str(exc))
             except CityGridError as exc:
-                return _errors(400, str(exc))
+                return open311_errors(request, 400, str(exc))
 
         return route
 
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route,
-                   responses={400: {"model": list[Open311Error]},
-                              401: {"model": list[Open311Error]},
-                              403: {"model": list[Open311Error]},
-                              404: {"model": list[Open311Error]}})
+router = APIRouter(prefix=f"{PREFIX}/v2", tags=["open311"], route_class=Open311Route)
+_ERROR_STATUSES = (400, 401, 403, 404)
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": list[Open311Error]} for status in _ERROR_STATUSES}
+_XML_CONTENT = {XML_MEDIA_TYPE: {"schema": {"type": "string"}}}
+XML_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": "GeoReport v2 <errors>", "content": _XML_CONTENT}
+    for status in _ERROR_STATUSES}
+XML_OK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "GeoReport v2 XML", "content": _XML_CONTENT}, **XML_ERRORS}
+XML_CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "GeoReport v2 XML", "content": _XML_CONTENT}, **XML_ERRORS}
 
 
 class Endpoint(BaseModel):
@@ -172,38 +208,51 @@ FormDep = Annotated[RequestForm, Depends(request_form)]
 Jurisdiction = Annotated[str | None, Query(description="accepted and ignored: one city")]
 
 
-@router.get("/discovery.json", response_model=Discovery)
-def discovery(request: Request, settings: SettingsDep) -> Discovery:
+@router.get("/discovery.xml", response_model=None, response_class=XMLResponse,
+            responses=XML_OK)
+@router.get("/discovery.json", response_model=Discovery, responses=JSON_ERRORS)
+def discovery(request: Request, settings: SettingsDep) -> Discovery | Response:
     """Where this GeoReport v2 endpoint is and what it speaks."""
     base = str(request.url_for("services")).rsplit("/", 1)[0]
-    return Discovery(changeset=CHANGESET, contact=f"{settings.city.name} 数字化城管 12319",
-                     key_service="api_key: a dispatcher account's token, from the city's "
-                                 "citygrid administrator",
-                     endpoints=[Endpoint(
-                         specification=SPEC_URL, url=base, changeset=CHANGESET,
-                         type="production", formats=["application/json"])])
+    return reply(request, "discovery", Discovery(
+        changeset=CHANGESET, contact=f"{settings.city.name} 数字化城管 12319",
+        key_service="api_key: a dispatcher account's token, from the city's citygrid "
+                    "administrator",
+        endpoints=[Endpoint(specification=SPEC_URL, url=base, changeset=CHANGESET,
+                            type="production", formats=["text/xml", "application/json"])]))
 
 
-@router.get("/services.json", response_model=list[open311.Service], name="services")
-def services(session: PublicSessionDep,
-             jurisdiction_id: Jurisdiction = None) -> list[open311.Service]:
+@router.get("/services.xml", response_model=None, response_class=XMLResponse,
+            responses=XML_OK)
+@router.get("/services.json", response_model=list[open311.Service], name="services",
+            responses=JSON_ERRORS)
+def services(request: Request, session: PublicSessionDep,
+             jurisdiction_id: Jurisdiction = None) -> list[open311.Service] | Response:
     """Every service: event categories, then component classes."""
-    return open311.list_services(session)
+    return reply(request, "services", open311.list_services(session))  # type: ignore[no-any-return]
 
 
-@router.get("/services/{service_code}.json", response_model=open311.ServiceDefinition)
+@router.get("/services/{service_code}.xml", response_model=None, response_class=XMLResponse,
+            responses=XML_OK)
+@router.get("/services/{service_code}.json", response_model=open311.ServiceDefinition,
+            responses=JSON_ERRORS)
 def service_definition(
+    request: Request,
     session: PublicSessionDep,
     service_code: Annotated[str, Path(description="e.g. event-0501 or component-0118")],
     jurisdiction_id: Jurisdiction = None,
-) -> open311.ServiceDefinition:
+) -> open311.ServiceDefinition | Response:
     """The attributes a service accepts."""
-    return open311.service_definition(session, service_code)
+    return reply(  # type: ignore[no-any-return]
+        request, "service_definition", open311.service_definition(session, service_code))
 
 
-@router.post("/requests.json", response_model=list[PostedRequest], status_code=201)
+@router.post("/requests.xml", response_model=None, response_class=XMLResponse,
+             status_code=201, responses=XML_CREATED)
+@router.post("/requests.json", response_model=list[PostedRequest], status_code=201,
+             responses=JSON_ERRORS)
 def post_request(request: Request, form: FormDep, session: SessionDep, settings: SettingsDep,
-                 routing: RoutingSettingsDep) -> list[PostedRequest]:
+                 routing: RoutingSettingsDep) -> list[PostedRequest] | Response:
     """Route and record a service request; answers with its id, agency and expected date."""
     # GeoReport v2 asks for an api_key on POST: a token of a dispatcher or admin account made
     # for the posting system (`citygrid user add SYSTEM --role dispatcher`).
@@ -217,7 +266,7 @@ def post_request(request: Request, form: FormDep, session: SessionDep, settings:
         raise PermissionDeniedError(f"api_key of user {poster.username!r} (role "
                                     f"{poster.role!r}) may not post service requests")
     auth.tag_transaction(session, actor=poster.username, role=poster.role,
-                         request="POST /open311/v2/requests.json")
+                         request=f"POST {request.url.path}")
     unknown = set(form.attribute) - {"component_code"}
     if unknown:
         raise BadInput(f"unknown attribute(s) {sorted(unknown)}; only component_code is known")
@@ -230,15 +279,24 @@ def post_request(request: Request, form: FormDep, session: SessionDep, settings:
     stored = open311.submit_request(session, new, at=dt.datetime.now(dt.UTC), routing=routing,
                                     city=settings.city)
     session.commit()
-    return [PostedRequest(
+    return reply(request, "service_requests", [PostedRequest(  # type: ignore[no-any-return]
         service_request_id=stored.service_request_id,
         service_notice=f"已受理，受理编号 {stored.service_request_id}",
         account_id=None, agency_responsible=stored.agency_responsible,
-        expected_datetime=stored.expected_datetime)]
+        expected_datetime=stored.expected_datetime)], status_code=201)
 
 
-@router.get("/requests.json", response_model=list[open311.ServiceRequest])
+def _comma_list(value: str | None) -> list[str] | None:
+    items = [item.strip() for item in value.split(",") if item.strip()] if value else []
+    return items or None
+
+
+@router.get("/requests.xml", response_model=None, response_class=XMLResponse,
+            responses=XML_OK)
+@router.get("/requests.json", response_model=list[open311.ServiceRequest],
+            responses=JSON_ERRORS)
 def list_requests(
+    request: Request,
     session: SessionDep, public_session: PublicSessionDep, settings: SettingsDep,
     routing: RoutingSettingsDep,
     service_request_id: Annotated[str | None, Query(
@@ -250,30 +308,59 @@ def list_requests(
     end_date: Annotated[SaneDatetime | None, Query(
         description="latest requested_datetime (with offset); span at most 90 days, "
                     "default the last 90 days")] = None,
-    status: Annotated[str | None, Query(description="open or closed")] = None,
-    page: Annotated[int, Query(ge=1, description="page number, from 1")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200, description="requests per page")] = 50,
+    status: Annotated[str | None, Query(
+        description="open, closed or both comma-separated; default any")] = None,
+    page: Annotated[int, Query(ge=1, description="page number, from 1 (an extension)")] = 1,
+    page_size: Annotated[int, Query(
+        ge=1, le=MAX_PAGE_SIZE, description="requests per page (an extension); default and "
+                                            "most 1000, as the spec says")] = MAX_PAGE_SIZE,
     jurisdiction_id: Jurisdiction = None,
-) -> list[open311.ServiceRequest]:
+) -> list[open311.ServiceRequest] | Response:
     """Service requests newest first, filtered by id, service, dates and status."""
-    ids = [i.strip() for i in service_request_id.split(",") if i.strip()] \
-        if service_request_id else None
-    codes = [c.strip() for c in service_code.split(",") if c.strip()] if service_code else None
-    return open311.list_requests(
+    found = open311.list_requests(
         session, routing=routing, city=settings.city, now=dt.datetime.now(dt.UTC),
-        service_codes=codes, status=status, start=start_date, end=end_date, request_ids=ids,
+        service_codes=_comma_list(service_code), statuses=_comma_list(status),
+        start=start_date, end=end_date, request_ids=_comma_list(service_request_id),
         limit=page_size, offset=(page - 1) * page_size, reader=public_session)
+    return reply(request, "service_requests", found)  # type: ignore[no-any-return]
 
 
-@router.get("/requests/{service_request_id}.json", response_model=list[open311.ServiceRequest])
+@router.get("/requests/{service_request_id}.xml", response_model=None,
+            response_class=XMLResponse, responses=XML_OK)
+@router.get("/requests/{service_request_id}.json", response_model=list[open311.ServiceRequest],
+            responses=JSON_ERRORS)
 def get_request(
+    request: Request,
     session: SessionDep, public_session: PublicSessionDep, settings: SettingsDep,
     routing: RoutingSettingsDep,
     service_request_id: Annotated[str, Path(description="the case number")],
     jurisdiction_id: Jurisdiction = None,
-) -> list[open311.ServiceRequest]:
+) -> list[open311.ServiceRequest] | Response:
     """One service request (a list of one, as the spec says)."""
     # The row (and every filter the client sends) is read as the anonymous role; the app
     # role only works out the responsible unit and the expected date from that row.
-    return [open311.get_request(session, service_request_id, routing=routing,
-                                city=settings.city, reader=public_session)]
+    found = open311.get_request(session, service_request_id, routing=routing,
+                                city=settings.city, reader=public_session)
+    return reply(request, "service_requests", [found])  # type: ignore[no-any-return]
+
+
+def install_open311_errors(app: FastAPI) -> None:
+    """Unknown routes and methods under /open311 answer GeoReport errors (JSON or XML)."""
+    previous_http = app.exception_handlers[StarletteHTTPException]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+            result = previous_http(request, exc)
+            return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            description = (f"no GeoReport v2 resource at {path}; this server's endpoint is "
+                           f"{PREFIX}/v2 (see {PREFIX}/v2/discovery.json)")
+        elif exc.status_code == 405:
+            description = f"{request.method} is not allowed on {path}"
+        else:
+            description = str(exc.detail)
+        return open311_errors(request, exc.status_code, description, headers=exc.headers)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
