@@ -227,8 +227,11 @@ def test_time_zone_offsets_postgresql_refuses_are_422_not_500(own_sessions_clien
             assert response.status_code == 422, (url, response.text)
             [error] = response.json()["detail"]
             assert error["loc"] == ["query", key] and reason in error["msg"], (url, error)
-    assert client.get("/analysis/hotspots",
-                      params={"end": "2026-01-01T00:00:00+14:00"}).status_code == 200
+    # +14:00 is a real offset: accepted. This database holds no district, so the hotspot study
+    # area (the districts) is missing: 404 naming it, not a refusal of the time.
+    response = client.get("/analysis/hotspots", params={"end": "2026-01-01T00:00:00+14:00"})
+    assert response.status_code in (200, 404), response.text
+    assert "offset" not in response.text
 
 
 def test_point_far_outside_the_city_is_422_not_500(client) -> None:
