@@ -137,6 +137,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
+OGC_EXCEPTION_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["code"], "additionalProperties": True,
+    "description": "OGC API exception (OGC API - Common): `code`, and `description` naming "
+                   "the problem",
+    "properties": {"code": {"type": "string"}, "description": {"type": "string"}},
+}
+
+
 def document_errors(app: FastAPI) -> None:
     """Add the error answers of ERROR_STATUSES to every operation of the OpenAPI schema.
 
@@ -150,8 +158,13 @@ def document_errors(app: FastAPI) -> None:
         schema = build()
         schema.setdefault("components", {}).setdefault("schemas", {})["ErrorOut"] = (
             ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schema["components"]["schemas"]["OgcException"] = OGC_EXCEPTION_SCHEMA
         error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-        for operations in schema.get("paths", {}).values():
+        # /ogc answers errors in the OGC API exception shape {code, description}.
+        ogc_error = {"application/json": {
+            "schema": {"$ref": "#/components/schemas/OgcException"}}}
+        for path, operations in schema.get("paths", {}).items():
+            is_ogc = path == "/ogc" or path.startswith("/ogc/")
             for method, operation in operations.items():
                 if method not in ("get", "put", "post", "patch", "delete"):
                     continue
@@ -160,8 +173,9 @@ def document_errors(app: FastAPI) -> None:
                     if status == 409 and method == "get":
                         continue
                     known = responses.get(str(status))
-                    if known is None or "HTTPValidationError" in str(known):
-                        responses[str(status)] = {"description": description, "content": error}
+                    if is_ogc or known is None or "HTTPValidationError" in str(known):
+                        responses[str(status)] = {
+                            "description": description, "content": ogc_error if is_ogc else error}
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

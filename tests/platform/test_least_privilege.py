@@ -277,3 +277,21 @@ def test_checker_refuses_oversized_and_odd_trees(tree) -> None:
         return
     with pytest.raises(FilterError):
         check_filter(tree, columns)
+
+
+@pytest.mark.parametrize(("statement", "allowed"), [
+    ("SELECT version FROM gazetteer_version", True),  # /geocode (migration 0015)
+    ("SELECT count(*) FROM routing_version", True),  # /route's index version (0016)
+    ("SELECT count(*) FROM pub.service_requests", True),
+    ("SELECT count(*) FROM users", False),
+    ("SELECT count(*) FROM audit_log", False),
+])
+def test_grid_owner_role_reads_later_tables_but_not_accounts(demo_engine: Engine, statement: str,
+                                                             allowed: bool) -> None:
+    with demo_engine.connect() as conn, conn.begin():
+        conn.execute(text("SET LOCAL ROLE citygrid_grid_owner"))
+        if allowed:
+            conn.execute(text(statement))
+        else:
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text(statement))
