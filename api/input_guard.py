@@ -314,16 +314,19 @@ def _replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> R
 
 
 async def _refuse(scope: Scope, send: Send, detail: str) -> None:
-    # Open311 clients expect the GeoReport error list (XML on a .xml path); everyone else the
-    # usual `detail`.
+    # Open311 clients expect the GeoReport error list (XML on a .xml path), OGC clients the
+    # OGC API exception {code, description}; everyone else the usual `detail`.
     path = str(scope.get("path", ""))
     content_type = b"application/json"
     if path.startswith("/open311/") and path.endswith(".xml"):
         body = errors_document(400, detail)
         content_type = b"text/xml; charset=utf-8"
     else:
-        payload: object = ([{"code": 400, "description": detail}]
-                           if path.startswith("/open311/") else {"detail": detail})
+        payload: object = {"detail": detail}
+        if path.startswith("/open311/"):
+            payload = [{"code": 400, "description": detail}]
+        elif path == "/ogc" or path.startswith("/ogc/"):
+            payload = {"code": "InvalidParameterValue", "description": detail}
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     await send({"type": "http.response.start", "status": 400,
                 "headers": [(b"content-type", content_type),
