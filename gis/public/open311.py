@@ -30,6 +30,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session
 from gis.dispatch.cases import create_case
 from gis.dispatch.deadlines import compute_due
 from gis.dispatch.routing import route_point
+from gis.dispatch.routing_batch import route_frame
 from gis.dispatch.routing_settings import RoutingSettings
 from gis.dispatch.workflow import OPEN_STATUSES
 from gis.platform.errors import CityGridError, InvalidInputError, NotFoundError
@@ -309,7 +311,9 @@ def list_requests(session: Session, *, routing: RoutingSettings, city: CitySetti
                                 "positive")
     rows = _select(reader or session, " AND ".join(conditions) or "true", params,
                    limit=limit, offset=offset)
-    return [_to_request(session, row, routing=routing, city=city) for row in rows]
+    agencies = agencies_for(session, rows, routing=routing, city=city)
+    return [_to_request(session, row, routing=routing, city=city, agency=agency)
+            for row, agency in zip(rows, agencies, strict=True)]
 
 
 def redact(description: str) -> str:
@@ -394,8 +398,41 @@ def expected_for(session: Session, row: Any) -> dt.datetime | None:
         return None
 
 
+def agencies_for(session: Session, rows: list[Any], *, routing: RoutingSettings,
+                 city: CitySettings) -> list[str | None]:
+    """The responsible units of many stored requests, routed as one batch.
+
+    An anonymous list may hold 1,000 requests: routing them one by one cost 6-13 ms each
+    (seconds of database work per request), the batch router does them in one pass.
+    """
+    if len(rows) <= 1:
+        return [agency_for(session, row, routing=routing, city=city) for row in rows]
+    frame = pd.DataFrame({
+        "x": [row["lon"] for row in rows], "y": [row["lat"] for row in rows],
+        "at": [row["reported_at"].isoformat() for row in rows],
+        "category_type": [row["category_type"] for row in rows],
+        "category_code": [row["category_code"] for row in rows],
+        "component_code": [row["component_code"] or "" for row in rows]})
+    routed = route_frame(session.connection(), frame, settings=routing, city=city)
+    agencies: list[str | None] = []
+    records: list[dict[Any, Any]] = routed.astype(object).where(routed.notna(), None).to_dict(
+        "records")
+    for r in records:
+        unit = r["responsible_unit"]
+        if r["reason"] or not unit:
+            agencies.append(None)  # e.g. a grid since removed: unknown rather than wrong
+        elif r["owner_kind"] == "grid_worker" and unit == r["owner_name"]:
+            agencies.append(f"{r['community_name']}网格员（单元网格 {r['grid_code']}）")
+        else:
+            agencies.append(str(unit))
+    return agencies
+
+
 def _to_request(session: Session, row: Any, *, routing: RoutingSettings,
-                city: CitySettings) -> ServiceRequest:
+                city: CitySettings, agency: str | bool | None = False) -> ServiceRequest:
+    # `agency` False: work it out here (a single request).
+    if agency is False:
+        agency = agency_for(session, row, routing=routing, city=city)
     return ServiceRequest(
         service_request_id=row["case_no"],
         status="open" if row["status"] in OPEN_STATUSES else "closed",
@@ -403,7 +440,7 @@ def _to_request(session: Session, row: Any, *, routing: RoutingSettings,
         service_name=row["service_name"],
         service_code=f"{row['category_type']}-{row['category_code']}",
         description=redact(row["description"]) or None,
-        agency_responsible=agency_for(session, row, routing=routing, city=city),
+        agency_responsible=agency if isinstance(agency, str) else None,
         service_notice=None,
         requested_datetime=row["reported_at"],
         updated_datetime=row["updated_at"] or row["reported_at"],

@@ -249,3 +249,18 @@ def test_bad_reads_are_open311_errors(client):
     malformed = client.post(f"{BASE}/requests.json", content=b"{not json",
                             headers={"content-type": "application/json"})
     assert malformed.status_code == 400 and "JSON" in malformed.json()[0]["description"]
+
+
+def test_list_agencies_routed_in_one_batch_equal_single_requests(client):
+    # A list routes its requests as one batch (a 1,000-request list one by one cost seconds);
+    # each agency must be the one the request's own page names.
+    posted = [post(client).json()[0]["service_request_id"],
+              post(client, as_json=True, service_code="component-0118",
+                   attribute={"component_code": STREETLIGHT}).json()[0]["service_request_id"]]
+    listed = {r["service_request_id"]: r["agency_responsible"]
+              for r in client.get(f"{BASE}/requests.json").json()}
+    assert set(posted) <= set(listed)
+    for request_id in listed:
+        (single,) = client.get(f"{BASE}/requests/{request_id}.json").json()
+        assert single["agency_responsible"] == listed[request_id], request_id
+    assert [listed[i] for i in posted] == ["城管执法中队", LIGHTING_OWNER]
