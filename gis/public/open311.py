@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +42,7 @@ from gis.dispatch.routing_settings import RoutingSettings
 from gis.dispatch.workflow import OPEN_STATUSES
 from gis.platform.errors import CityGridError, InvalidInputError, NotFoundError
 from gis.platform.settings import CitySettings
+from gis.public.masking import redact
 
 SERVICE_CODE = re.compile(r"^(event|component)-([0-9]{4})$")
 COMPONENT_CODE = re.compile(r"^[0-9]{16}$")
@@ -53,30 +53,6 @@ EVENT_MAJORS = {"01": "市容环境", "02": "宣传广告", "03": "施工管理"
                 "05": "街面秩序"}
 COMPONENT_MAJORS = {"01": "公用设施", "02": "道路交通", "03": "市容环境", "04": "园林绿化",
                     "05": "房屋土地", "06": "其他设施"}
-# What a reporter may type into a description or address that must not be published. The
-# patterns run on a matching copy of the text (see _matching_copy): NFKC-normalised, so
-# full-width digits, ＋, ＠, （） and ideographic spaces look like ASCII, and Chinese numerals
-# read as digits. Digits of a number may be split by spaces, dots, dashes, slashes or
-# invisible characters (zero-width space, soft hyphen).
-_SEP = r"[\s.\-\u2010-\u2015\u2212/_·\u00ad\u200b-\u200d\u2060\ufeff]{0,3}"
-_D = rf"{_SEP}\d"  # one more digit of the same number
-_CN_PREFIX = rf"(?:(?:\+|00){_SEP}86|\({_SEP}(?:\+|00)?86{_SEP}\)|86(?={_SEP}1[3-9]|[\s\-]))"
-_PERSONAL = [
-    # 18-digit resident ID card (area, birth date, sequence, check digit or X).
-    (re.compile(r"(?<!\d)[1-9]\d{5}[\s\-]?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
-                r"(?:0[1-9]|[12]\d|3[01])[\s\-]?\d{3}[\dXx](?![\dXx\d])"), "[证件号已隐藏]"),
-    # Starts only where a run of name characters starts: linear time on long runs.
-    (re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+\s*(?:@|\(at\)|\[at\])\s*"
-                r"[A-Za-z0-9\-]+(?:\s*\.\s*[A-Za-z0-9\-]+)+"), "[邮箱已隐藏]"),
-    # Mobile: 1[3-9] and nine more digits, optionally after +86 / 0086 / (86) / 86.
-    (re.compile(rf"(?<![\d+])(?:{_CN_PREFIX}{_SEP})?1{_SEP}[3-9](?:{_D}){{9}}(?!\d)"),
-     "[电话已隐藏]"),
-    # Landline: area code (010, 0531; in brackets, or +86 and no 0) and a 7-8 digit number.
-    (re.compile(rf"(?<![\d+])(?:\({_SEP}0\d{{2,3}}{_SEP}\)|0\d{{2,3}}|{_CN_PREFIX}{_SEP}"
-                rf"\(?{_SEP}0?[1-9]\d{{1,2}}{_SEP}\)?){_SEP}\d(?:{_D}){{5,6}}{_D}(?!\d)"),
-     "[电话已隐藏]"),
-]
-_CHINESE_DIGITS = str.maketrans("〇零一二三四五六七八九幺", "001234567891")
 STATUS_NOTES = {"collected": "信息收集", "filed": "案卷建立", "dispatched": "任务派遣",
                 "handled": "任务处理", "reported": "处理反馈", "closed": "核查结案",
                 "evaluated": "综合评价", "rejected": "不予立案"}
@@ -314,33 +290,6 @@ def list_requests(session: Session, *, routing: RoutingSettings, city: CitySetti
     agencies = agencies_for(session, rows, routing=routing, city=city)
     return [_to_request(session, row, routing=routing, city=city, agency=agency)
             for row, agency in zip(rows, agencies, strict=True)]
-
-
-def redact(description: str) -> str:
-    """`description` with phone numbers, e-mail addresses and ID-card numbers masked."""
-    for pattern, mask in _PERSONAL:
-        matching, origin = _matching_copy(description)
-        # Replace from the end so the earlier spans of the original text stay where they are.
-        for found in reversed(list(pattern.finditer(matching))):
-            start, end = origin[found.start()], origin[found.end() - 1] + 1
-            description = description[:start] + mask + description[end:]
-    return description
-
-
-def _matching_copy(text_: str) -> tuple[str, list[int]]:
-    """The text the patterns see, and for each of its characters the index it came from.
-
-    Normalised one character at a time, so a match maps back onto the text as typed and the
-    rest of the description is published unchanged (NFKC of the whole text would also turn
-    ①, ㎡ or full-width letters into something the reporter did not write).
-    """
-    chars: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text_):
-        normal = unicodedata.normalize("NFKC", char).translate(_CHINESE_DIGITS)
-        chars.append(normal)
-        origin.extend([index] * len(normal))
-    return "".join(chars), origin
 
 
 def _service(row: Any) -> Service:

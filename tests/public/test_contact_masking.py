@@ -21,7 +21,7 @@ from api.main import create_app
 from gis.platform.db import make_engine
 from gis.platform.migrate import upgrade
 from gis.platform.settings import Settings
-from gis.public.open311 import redact
+from gis.public.masking import redact
 from tests.dispatch.test_routing import build_city
 from tests.public.test_open311 import BASE, REPORTER, post
 from tests.support.accounts import headers_for

@@ -8,7 +8,7 @@ Open311 GET is anonymous, so since 0012 its rows come through `citygrid_public`,
 schema `pub` only. These two views hold exactly what GeoReport v2 publishes (the reporter's
 contact columns are not in them) and carry no geometry column, so the OGC API, which lists
 the spatial views of `pub`, does not publish them as layers. Descriptions and addresses are
-still masked in Python (`gis.public.open311.redact`) before they leave.
+still masked in Python (`gis.public.masking.redact`) before they leave.
 """
 
 from alembic import op
