@@ -16,15 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api.deps import get_public_session, get_session
-from api.main import create_app
 from gis.platform.db import make_engine
 from gis.platform.migrate import upgrade
 from gis.platform.settings import Settings
 from gis.public.masking import redact
-from tests.dispatch.test_routing import build_city
-from tests.public.test_open311 import BASE, REPORTER, post
-from tests.support.accounts import headers_for
+from tests.public.test_open311 import BASE, REPORTER, city_client, post
 from tests.support.databases import throwaway_database
 
 REDACTED = "[redacted]"
@@ -86,12 +82,7 @@ def test_masking_is_fast_on_long_hostile_text() -> None:
 
 @pytest.fixture
 def client(test_settings, session):
-    build_city(session)
-    app = create_app(test_settings)
-    app.dependency_overrides[get_session] = lambda: session
-    app.dependency_overrides[get_public_session] = lambda: session
-    with TestClient(app, headers=headers_for(session, "admin")) as test_client:
-        yield test_client
+    yield from city_client(test_settings, session, "admin")
 
 
 @pytest.mark.parametrize("part", [0, 1])

@@ -28,14 +28,19 @@ REPORTER = {"email": "zhang.san@example.cn", "first_name": "三", "last_name": "
             "phone": "13912345678", "device_id": "device-42", "account_id": "acct-7"}
 
 
-@pytest.fixture
-def client(test_settings, session):
+def city_client(test_settings, session, role: str):
+    """The app over the constructed test city in this test's transaction, signed in as `role`."""
     build_city(session)
     app = create_app(test_settings)
     app.dependency_overrides[get_session] = lambda: session
     app.dependency_overrides[get_public_session] = lambda: session
-    with TestClient(app, headers=headers_for(session, "dispatcher")) as test_client:
+    with TestClient(app, headers=headers_for(session, role)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(test_settings, session):
+    yield from city_client(test_settings, session, "dispatcher")
 
 
 def post(client, *, as_json: bool = False, **fields):
