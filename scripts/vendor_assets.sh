@@ -22,6 +22,7 @@ FONTAWESOME=6.2.0
 MARKERCLUSTER=1.1.0
 LEAFLET_DRAW=1.0.2           # for the planner page (folium.plugins.Draw references 1.0.2)
 SWAGGER_UI=5.35.0            # the API docs page (/docs), which FastAPI loads from a CDN by default
+VECTORGRID=1.3.0             # vector tiles (MVT) on the pages; folium.plugins.VectorGridProtobuf
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -104,6 +105,11 @@ for f in swagger-ui-bundle.js swagger-ui.css LICENSE; do
     put "$WORK/swagger/$f" "swagger-ui/$f"
 done
 
+fetch "leaflet.vectorgrid@$VECTORGRID" vectorgrid
+put "$WORK/vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js" \
+    leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js
+# leaflet.vectorgrid ships no LICENSE file in its npm package; its package.json says Beerware.
+
 # folium's HeatMap loads folium's own patched leaflet-heat (Leaflet.heat PR #78), not the npm
 # leaflet.heat 0.2.0; take it from the installed folium so it matches the Python side.
 FOLIUM_DIR="$("$PYTHON" -c 'import folium, os; print(os.path.dirname(folium.__file__))')"
@@ -126,6 +132,7 @@ leaflet.awesome-markers         $AWESOME_MARKERS   (folium references 2.0.2 on c
 leaflet.markercluster           $MARKERCLUSTER
 leaflet-draw                    $LEAFLET_DRAW   (dist only; for the planner page)
 swagger-ui-dist                 $SWAGGER_UI   (bundle + css; for /docs)
+leaflet.vectorgrid              $VECTORGRID   (bundled.min.js: VectorGrid.Protobuf with its pbf decoder)
 folium/leaflet_heat.min.js      folium $FOLIUM_VERSION   (copied from the installed folium package)
 folium/leaflet.awesome.rotate.min.css   generated (fa-rotate-0 .. fa-rotate-359)
 EOF
