@@ -10,9 +10,10 @@ handling 处置后, verification 核查), EXIF time and position, the distance f
 the flags raised. Rows are never deleted (a trigger refuses DELETE, and the app role has no
 DELETE grant): a wrong photo is superseded with a reason, and both the upload and the
 supersession are rows of the audit log. Grid owners see the media of their grids' cases only
-(row-level security, like case_transitions). `pub.case_after_photos` publishes the after
-photos (handling stage, not superseded) by their unguessable public name only, for the
-residents' tracking page.
+(row-level security, like case_transitions). `pub.case_photos` lists the published photos
+(after photos, and a resident's own 随手拍 photo, not superseded) by their unguessable public
+name, for the residents' tracking page and Open311 `media_url`; their public copies carry
+no EXIF.
 """
 
 from alembic import op
@@ -49,6 +50,8 @@ def upgrade() -> None:
             idempotency_key text CHECK (length(idempotency_key) BETWEEN 1 AND 200),
             -- Random, unguessable file name of the EXIF-free public copy.
             public_name text NOT NULL UNIQUE CHECK (public_name ~ '^[A-Za-z0-9_-]{20,100}$'),
+            -- Whether the public copy may be shown: after photos, and a resident's own photo.
+            published boolean NOT NULL DEFAULT false,
             superseded_by bigint REFERENCES case_media(id),
             superseded_reason text,
             superseded_at timestamptz,
@@ -79,14 +82,14 @@ def upgrade() -> None:
                "USING (case_id IN (SELECT id FROM cases)) "
                "WITH CHECK (case_id IN (SELECT id FROM cases))")
     op.execute("""
-        CREATE VIEW pub.case_after_photos AS
-        SELECT c.case_no, m.public_name, m.uploaded_at
+        CREATE VIEW pub.case_photos AS
+        SELECT c.case_no, m.stage, m.public_name, m.sha256, m.uploaded_at
         FROM case_media m JOIN cases c ON c.id = m.case_id
-        WHERE m.stage = 'handling' AND m.superseded_at IS NULL""")
-    op.execute(f"GRANT SELECT ON pub.case_after_photos TO {PUBLIC_ROLE}, {APP_ROLE}")
+        WHERE m.published AND m.superseded_at IS NULL""")
+    op.execute(f"GRANT SELECT ON pub.case_photos TO {PUBLIC_ROLE}, {APP_ROLE}")
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW IF EXISTS pub.case_after_photos")
+    op.execute("DROP VIEW IF EXISTS pub.case_photos")
     op.execute("DROP TABLE IF EXISTS case_media")
     op.execute("DROP FUNCTION IF EXISTS case_media_no_delete()")
