@@ -268,6 +268,14 @@ class Case(Base):
     repeat_group_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("cases.id"))
     repeat_of: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("cases.id"))
     supervised: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Migration 0020: the address as typed, how it was geocoded, the snap, a renumbered case's
+    # old number.
+    address: Mapped[str | None] = mapped_column(Text)
+    geocode_level: Mapped[str | None] = mapped_column(Text)
+    geocode_score: Mapped[float | None] = mapped_column(Float)
+    snapped: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    snap_distance_m: Mapped[float | None] = mapped_column(Float)
+    former_case_no: Mapped[str | None] = mapped_column(Text, unique=True)
 
 
 # Table name -> model, for code that works table by table (import, tests).

@@ -76,6 +76,10 @@ class CitySettings(BaseSettings):
     # lon_min, lat_min, lon_max, lat_max; points outside are refused as "outside the city".
     bbox: tuple[float, float, float, float] = (116.95, 36.55, 117.25, 36.75)
     center: tuple[float, float] = (36.665, 117.07)  # lat, lon for maps
+    # Case numbers are <prefix><city date YYYYMMDD><serial of the day, 4+ digits>, e.g.
+    # LX202612030001 (LX = 历下); the database function next_case_no (migration 0020) hands
+    # out the serial.
+    case_prefix: str = Field(default="LX", pattern=r"^[A-Z]{1,6}$")
 
 
 class ApiSettings(BaseSettings):
@@ -186,6 +190,28 @@ class OgcSettings(BaseSettings):
         return self
 
 
+class MediaSettings(BaseSettings):
+    """Case photos: where they are kept and the limits of an upload (gis.media)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_MEDIA_", extra="ignore")
+
+    # Content-addressed files (originals, thumbnails, EXIF-free public copies), never served
+    # from this path directly.
+    dir: Path = PROJECT_ROOT / ".citygrid" / "media"
+    max_mb: float = Field(default=15, gt=0, le=50)  # one photo; phones write 2-8 MB
+    max_per_case: int = Field(default=40, ge=1)
+    # Decompression-bomb guard: a 4 MB PNG may unpack to gigabytes; phones shoot <= 50 MP.
+    max_pixels: int = Field(default=60_000_000, ge=1)
+    thumb_px: int = Field(default=320, ge=32, le=2048)
+    public_px: int = Field(default=1600, ge=64, le=8192)
+    # A photo whose EXIF position is this far from the case, or whose EXIF time is this long
+    # before the report, is flagged (not refused).
+    far_m: float = Field(default=200, gt=0)
+    before_report_h: float = Field(default=24, ge=0)
+    # Residents' 随手拍: reports one client address may post per hour (in process).
+    public_reports_per_hour: int = Field(default=10, ge=1)
+
+
 class Settings(BaseSettings):
     """All settings of one citygrid process."""
 
@@ -197,3 +223,4 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     public: PublicMapSettings = Field(default_factory=PublicMapSettings)
     ogc: OgcSettings = Field(default_factory=OgcSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
