@@ -76,6 +76,19 @@ class CitySettings(BaseSettings):
     # lon_min, lat_min, lon_max, lat_max; points outside are refused as "outside the city".
     bbox: tuple[float, float, float, float] = (116.95, 36.55, 117.25, 36.75)
     center: tuple[float, float] = (36.665, 117.07)  # lat, lon for maps
+    # Times on pages are shown in this IANA zone, 24-hour (CITYGRID_CITY_TIME_ZONE).
+    time_zone: str = "Asia/Shanghai"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "Asia/Shanghai") from None
+        return value
     # Case numbers are <prefix><city date YYYYMMDD><serial of the day, 4+ digits>, e.g.
     # LX202612030001 (LX = 历下); the database function next_case_no (migration 0020) hands
     # out the serial.
