@@ -19,6 +19,7 @@ from api.limits import BodySizeLimitMiddleware
 from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import access as auth
 from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
+from api.routes import geocoding_suggest
 from api.routes import platform as health
 from api.routes.access import login_throttle
 from api.routes.dispatch import cases, routing
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(routing.router)
     app.include_router(geocoding.router)
+    app.include_router(geocoding_suggest.router)
     app.include_router(cases.router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
