@@ -16,6 +16,8 @@ from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
 from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
+from api.live_events import close_case_events
+from api.live_events import router as live_events_router
 from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import access as auth
 from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await close_ogc(app)
+            close_case_events(app)
             engine.dispose()
             public_engine.dispose()
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(geocoding.router)
     app.include_router(geocoding_suggest.router)
     app.include_router(cases.router)
+    app.include_router(live_events_router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
     app.include_router(hotspots.router)

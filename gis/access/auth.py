@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from gis.platform.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 
-Role = Literal["admin", "planner", "dispatcher", "grid_owner", "analyst"]
+Role = Literal["admin", "planner", "dispatcher", "grid_owner", "analyst", "supervisor"]
 ROLES: tuple[str, ...] = get_args(Role)
 ROLE_LABELS_ZH = {"admin": "管理员", "planner": "规划员", "dispatcher": "调度员",
-                  "grid_owner": "网格责任人", "analyst": "分析员"}
+                  "grid_owner": "网格责任人", "analyst": "分析员", "supervisor": "监督员"}
 SCOPED_DB_ROLE = "citygrid_grid_owner"
 TOKEN_PREFIX = "cg_"
 DEFAULT_TOKEN_HOURS = 12
