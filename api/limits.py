@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis.platform.settings import ApiSettings
 
-UPLOAD_PATHS = re.compile(r"^/layers/[^/]+/import/?$|^/route/batch/?$")
+# Photos (case media, residents' 随手拍) are limited again per file by CITYGRID_MEDIA_MAX_MB.
+UPLOAD_PATHS = re.compile(r"^/layers/[^/]+/import/?$|^/route/batch/?$|^/cases/[^/]+/media/?$"
+                          r"|^/public/report/?$")
 MULTIPART_ROOM = 1024 * 1024  # boundaries and the small form fields beside the file
 
 

@@ -25,6 +25,7 @@ from api.routes import geocoding_suggest
 from api.routes import platform as health
 from api.routes.access import login_throttle
 from api.routes.dispatch import cases, routing
+from api.routes.dispatch import media as case_media
 from api.routes.public import convenience_map as public
 from api.routes.public import open311
 from api.security_headers import SecurityHeadersMiddleware
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(geocoding.router)
     app.include_router(geocoding_suggest.router)
     app.include_router(cases.router)
+    app.include_router(case_media.router)
     app.include_router(live_events_router)
     app.include_router(zones.router)
     app.include_router(analysis.router)

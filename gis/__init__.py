@@ -10,6 +10,7 @@ geocoding  Chinese address text to a point and its grid, and back (uses dispatch
 zones      stall zone planning: schedules, rules, checks, versioned writes
 analysis   dark streets, station coverage, hotspots, cover risk, indicators, reports
 public     the convenience map's reads, Open311, CQL2 filters of the published layers
+media      case photos: upload per workflow step, EXIF checks, thumbnails, public copies
 assets     component upkeep (streetlights, manhole covers)
 demo       the deterministic demo city
 
