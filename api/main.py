@@ -23,6 +23,7 @@ from api.routes import access as auth
 from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
 from api.routes import geocoding_suggest
 from api.routes import platform as health
+from api.routes import tiles as vector_tiles
 from api.routes.access import login_throttle
 from api.routes.dispatch import cases, routing
 from api.routes.dispatch import media as case_media
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assets.router)
     app.include_router(layers.router)
     app.include_router(pages.router)
+    app.include_router(vector_tiles.router)
     app.include_router(routing.router)
     app.include_router(geocoding.router)
     app.include_router(geocoding_suggest.router)
