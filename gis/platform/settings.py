@@ -225,6 +225,33 @@ class MediaSettings(BaseSettings):
     public_reports_per_hour: int = Field(default=10, ge=1)
 
 
+class StaffMapSettings(BaseSettings):
+    """Staff map pages' background: the city's own vector base map, or a tile mirror."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_MAP_", extra="ignore")
+
+    # Unset: the offline base map drawn from the city's own data (/tiles/basemap). Set: raster
+    # tiles from this template replace it, e.g. an intranet Tianditu mirror
+    # http://tdt.intranet/vec_w/{z}/{x}/{y}.png or AMap http://amap.intranet/{z}/{x}/{y}.png.
+    tile_url: str | None = None
+    tile_labels_url: str | None = None  # a second layer on top (Tianditu's cva annotation)
+    tile_subdomains: str = ""  # values of {s}, e.g. "1234"
+    # gcj02 for AMap/Tencent tiles: the page shifts the tiles onto WGS84 data at the city.
+    tile_datum: Literal["wgs84", "gcj02"] = "wgs84"
+    tile_max_zoom: int = Field(default=18, ge=1, le=22)
+    tile_attribution: str = ""
+
+    @field_validator("tile_url", "tile_labels_url")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        """A tile URL needs {z}, {x} and {y}; empty means unset."""
+        if value is None or not value.strip():
+            return None
+        if not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"tile URL {value!r} needs {{z}}, {{x}} and {{y}}")
+        return value.strip()
+
+
 class Settings(BaseSettings):
     """All settings of one citygrid process."""
 
@@ -237,3 +264,4 @@ class Settings(BaseSettings):
     public: PublicMapSettings = Field(default_factory=PublicMapSettings)
     ogc: OgcSettings = Field(default_factory=OgcSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    staff_map: StaffMapSettings = Field(default_factory=StaffMapSettings)
