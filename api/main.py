@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
+from api.idempotency import install_idempotency
 from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
 from api.live_events import close_case_events
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open311.router)
     open311.install_open311_errors(app)
     mount_ogc(app)
+    install_idempotency(app)  # innermost middleware: stores answers before gzip
     # Inside the size limit (added first = inner): the guard reads bodies the limit counts.
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, settings=settings.api)

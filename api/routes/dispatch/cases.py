@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CaseWorkerDep, DispatcherDep, staff_only
 from api.deps import BBoxDep, PagingDep, SessionDep
+from api.idempotency import IdempotentDep
 from api.params import SaneAwareDatetime
 from gis.dispatch import cases as case_service
 from gis.dispatch.deadlines import list_overdue
@@ -221,7 +222,8 @@ def get_case(case_id: CaseRef, session: SessionDep) -> CaseDetailOut:
     return CaseDetailOut.model_validate(case_service.get_case(session, found))
 
 
-@router.post("/cases/{case_id}/actions/{action}", response_model=CaseDetailOut)
+@router.post("/cases/{case_id}/actions/{action}", response_model=CaseDetailOut,
+             dependencies=[IdempotentDep])
 def act_on_case(
     case_id: CaseId,
     action: Annotated[str, Path(description="file, reject, dispatch, handle, report, close, "
