@@ -35,7 +35,9 @@ from gis.analysis.labels import (
 from maps.analysis_about import add_about
 from maps.charts import ranking_chart, trend_chart
 from maps.escaping import EscapedGeoJsonTooltip, Markup, TextTooltip, escape
+from maps.map_controls import MetricScale
 from maps.popups import to_web
+from maps.report_controls import TOOLBAR_CSS, ReportControls, report_toolbar
 
 FONT = '"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif'
 PAGE_CSS = f"""<style>
@@ -57,8 +59,10 @@ RISK_COLORS = {"high": "#d7301f", "medium": "#fc8d59", "low": "#fdd49e"}
 
 def analysis_map(*, center: tuple[float, float], title: str, zoom: int = 14) -> folium.Map:
     """An empty offline map (no tiles) with a title box and the page styles."""
-    m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
+    # folium's control_scale draws feet beside metres; city staff measure in metres only.
+    m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=False,
                    prefer_canvas=True)
+    MetricScale().add_to(m)
     _figure(m).header.add_child(Element(PAGE_CSS), name="cg_analysis_css")
     _figure(m).html.add_child(Element(f'<div class="cg-title">{escape(title)}</div>'))
     return m
@@ -223,11 +227,14 @@ def cover_risk_map(risks: gpd.GeoDataFrame, *, center: tuple[float, float], titl
     frame = risks.assign(state_zh=risks["state"].map(COVER_STATE_LABELS),
                          risk_zh=risks["risk"].map(RISK_LABELS))
     web = to_web(frame, layer="manhole_covers") if not frame.empty else frame
-    for risk in ("high", "medium", "low"):
+    # A level with no cover gets neither a layer nor a legend line: an empty switch misleads.
+    present = [risk for risk in ("high", "medium", "low")
+               if not web.empty and (web["risk"] == risk).any()]
+    for risk in present:
         group = folium.FeatureGroup(name=f"{RISK_LABELS[risk]}风险井盖")
-        for row in web[web["risk"] == risk].itertuples() if not web.empty else ():
-            tip = Markup("{} {} {}<br>权属: {}<br>已等待 {:g} 小时").format(
-                row.code, row.class_name, row.state_zh, row.owner, row.hours)
+        for row in web[web["risk"] == risk].itertuples():
+            tip = Markup("{} {} {}<br>权属: {}<br>已等待 {}").format(
+                row.code, row.class_name, row.state_zh, row.owner, waited_zh(row.hours))
             if row.open_case_no:
                 tip += Markup("<br>在办案件 {}").format(row.open_case_no)
             folium.CircleMarker([row.geom.y, row.geom.x], radius=6, color="#333", weight=1,
@@ -239,16 +246,33 @@ def cover_risk_map(risks: gpd.GeoDataFrame, *, center: tuple[float, float], titl
     params = about.parameters if about is not None else {}
     high_h, medium_h = (params.get("damaged_high_after_h", 24),
                         params.get("damaged_medium_after_h", 4))
-    add_legend(m, "井盖隐患", [(RISK_COLORS["high"], f"高风险：丢失，或破损超过 {high_h:g} 小时"),
-                           (RISK_COLORS["medium"], f"中风险：破损 {medium_h:g}-{high_h:g} 小时"),
-                           (RISK_COLORS["low"], f"低风险：破损不足 {medium_h:g} 小时")])
+    legend = {"high": f"高风险：丢失，或破损超过 {high_h:g} 小时",
+              "medium": f"中风险：破损 {medium_h:g}-{high_h:g} 小时",
+              "low": f"低风险：破损不足 {medium_h:g} 小时"}
+    add_legend(m, "井盖隐患", [(RISK_COLORS[risk], legend[risk]) for risk in present] or
+               [("#bbb", "范围内没有破损或丢失的井盖")])
     if about is not None:
         add_about(m, about)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 
 
-def render_report(report: ReportData) -> str:
+# The report's backlog figure; the dispatcher desk counts 超期 by the current step's time limit
+# (派遣、处置 or 核查), so the two differ on purpose and both pages say which they count.
+OVERDUE_DEFINITION = ("超期未结 = 截至统计时点仍未结案、且已过处置时限的案件（不论何时受理）；"
+                      "调度台的“超期”按当前环节（立案派遣、处置、核查）的时限计，口径不同")
+
+
+def waited_zh(hours: float) -> str:
+    """A waiting time as people say it: minutes, hours, or days past two days."""
+    if hours < 1:
+        return f"{max(round(hours * 60), 0)} 分钟"
+    if hours < 48:
+        return f"{hours:.1f} 小时".replace(".0 ", " ")
+    return f"{hours / 24:,.0f} 天"
+
+
+def render_report(report: ReportData, controls: ReportControls | None = None) -> str:
     """The report as one self-contained zh-CN HTML page (charts inlined as PNG data URIs)."""
     kind = PERIOD_LABELS.get(report.kind, report.kind)
     title = f"{report.city} 数字化城管{kind}（{report.period_label}）"
@@ -256,7 +280,9 @@ def render_report(report: ReportData) -> str:
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="meta">生成时间 {escape(report.generated_at)}；'
              "口径：结案率 = 结案数 / 应结案数，按期结案率 = 按期结案数 / 应结案数，"
-             "立案率 = 立案数 / 受理数，派遣率 = 派遣数 / 立案数，满意率 = 满意数 / 回访数。</p>",
+             "立案率 = 立案数 / 受理数，派遣率 = 派遣数 / 立案数，满意率 = 满意数 / 回访数；"
+             f"{OVERDUE_DEFINITION}</p>",
+             report_toolbar(controls) if controls is not None else "",
              "<h2>一、总体情况</h2>", _headline(report.city_row),
              _img(trend_png, "趋势图")]
     for heading, table in (("二、各区排名", report.districts), ("三、各街道排名", report.streets)):
@@ -265,9 +291,13 @@ def render_report(report: ReportData) -> str:
             parts.append("<p>本期无数据。</p>")
             continue
         parts.append(_ranking_table(table))
-        if len(table) > 1:
-            parts.append(_img(ranking_chart(table.head(20), title=heading[2:] + "（按期结案率）"),
+        # Groups with nothing due have no on-time rate: a chart of them would be empty bars.
+        rated = table[pd.to_numeric(table["on_time_rate"], errors="coerce").notna()]
+        if len(rated) > 1:
+            parts.append(_img(ranking_chart(rated.head(20), title=heading[2:] + "（按期结案率）"),
                               heading))
+        elif len(table) > 1:
+            parts.append('<p class="meta">本期各单位均无应结案件，不绘制按期结案率排名图。</p>')
     parts.append("<h2>四、高发案件类别</h2>")
     parts.append(_simple_table(report.categories, {"name": "类别", "accepted": "受理数",
                                                    "closed": "结案数", "open_overdue": "超期未结"}))
@@ -297,6 +327,7 @@ th{{background:#eef4f8}} td.name,th.name{{text-align:left}}
 .kpi div{{border:1px solid #ddd;border-radius:4px;padding:.4rem .7rem;min-width:7rem}}
 .kpi b{{display:block;font-size:1.2rem}} .warn b{{color:#c0392b}}
 img{{max-width:100%}}
+{TOOLBAR_CSS}
 @media print{{body{{margin:0}} h2{{page-break-after:avoid}}}}
 </style>
 </head>

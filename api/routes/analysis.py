@@ -47,7 +47,10 @@ from maps.analysis import (
 )
 from maps.assets import render_html
 from maps.charts import trend_chart
+from maps.report_controls import ReportControls
+from maps.report_files import report_pdf, report_xlsx
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 router = APIRouter(tags=["analysis"], dependencies=[staff_only])
 CONTEXT_MAX = 20_000  # context layers (grids, roads) larger than this are left off the pages
 
@@ -342,9 +345,42 @@ def report_page(
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> HTMLResponse:
     """The daily / weekly / monthly report with district and street rankings (HTML)."""
-    report = build_report(session, kind=period, day=day or dt.datetime.now(CHINA_TZ).date(),
-                          city=settings.city.name, scope=scope)
-    return _page(render_report(report))
+    day = day or dt.datetime.now(CHINA_TZ).date()
+    report = build_report(session, kind=period, day=day, city=settings.city.name, scope=scope)
+    return _page(render_report(report, ReportControls(kind=period, day=day, scope=scope)))
+
+
+@router.get("/reports/{period}/report.xlsx", summary="报表 Excel 下载 (XLSX)",
+            responses={200: {"content": {XLSX: {}}}}, response_class=Response)
+def report_workbook(
+    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
+    scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
+) -> Response:
+    """The same report as an Excel workbook, one sheet per table."""
+    day = day or dt.datetime.now(CHINA_TZ).date()
+    report = build_report(session, kind=period, day=day, city=settings.city.name, scope=scope)
+    return Response(report_xlsx(report), media_type=XLSX,
+                    headers=_download(f"report-{period}-{day.isoformat()}.xlsx"))
+
+
+@router.get("/reports/{period}/report.pdf", summary="报表 PDF 下载 (printable)",
+            responses={200: {"content": {"application/pdf": {}}}}, response_class=Response)
+def report_document(
+    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
+    scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
+) -> Response:
+    """The same report as an A4 PDF (tables and trend chart)."""
+    day = day or dt.datetime.now(CHINA_TZ).date()
+    report = build_report(session, kind=period, day=day, city=settings.city.name, scope=scope)
+    return Response(report_pdf(report), media_type="application/pdf",
+                    headers=_download(f"report-{period}-{day.isoformat()}.pdf"))
+
+
+def _download(filename: str) -> dict[str, str]:
+    # ASCII file names only (period and ISO day): nothing user-typed reaches the header.
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 @router.get("/reports/{period}/trend.png", summary="趋势图 (PNG)",

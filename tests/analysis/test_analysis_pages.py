@@ -30,7 +30,8 @@ PAGES = {
     "/analysis/map/coverage-gaps": ({"threshold_m": 500},
                                     ["服务盲区", "已覆盖网格", "社区城管工作站"], "工作站覆盖"),
     "/analysis/map/hotspots": (HOTSPOT_Q, ["投诉热点区域 (Gi*)", "投诉热力图"], "Gi*"),
-    "/analysis/map/cover-risk": ({}, ["高风险井盖", "中风险井盖", "低风险井盖"], "井盖隐患"),
+    # The test city's covers are all at high risk: the other levels get no layer (see below).
+    "/analysis/map/cover-risk": ({}, ["高风险井盖"], "井盖隐患"),
 }
 
 
@@ -70,7 +71,10 @@ def test_pages_render_offline_with_legend_and_layers(app: FastAPI, session: Sess
                            params={"bbox": BBOX_Q, "threshold_m": 500}).text
         assert "方法说明" in cover and "直线距离单独列出" in cover and "待核查网格" in cover
         risk = client.get("/analysis/map/cover-risk", params={"bbox": BBOX_Q}).text
-        assert "方法说明" in risk and "低风险：破损不足 4 小时" in risk
+        assert "方法说明" in risk and "不足 4 小时为低风险" in risk  # thresholds: method box
+        # No legend line and no layer switch for a level no cover is at.
+        assert "中风险：" not in risk and "\\u4e2d\\u98ce\\u9669\\u4e95\\u76d6" not in risk
+        assert "低风险：" not in risk and "高风险：丢失，或破损超过 24 小时" in risk
 
 
 @pytest.fixture
