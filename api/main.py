@@ -30,6 +30,7 @@ from api.routes.dispatch import cases, routing
 from api.routes.dispatch import media as case_media
 from api.routes.public import convenience_map as public
 from api.routes.public import open311
+from api.routes.public import resident_report
 from api.security_headers import SecurityHeadersMiddleware
 from gis.platform.db import make_engine, role_url, session_factory, session_options
 from gis.platform.settings import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotspots.router)
     app.include_router(public.router)
     app.include_router(open311.router)
+    app.include_router(resident_report.router)
     open311.install_open311_errors(app)
     mount_ogc(app)
     install_idempotency(app)  # innermost middleware: stores answers before gzip
