@@ -1,6 +1,9 @@
-"""A year of simulated complaints (案件), 2025-11-22 .. 2026-11-21, with planted hotspots.
+"""Simulated complaints (案件) of the ~90 days before the demo is loaded, with planted hotspots.
 
-Dates are fixed, never relative to today, so the demo reads the same whenever it is loaded.
+Times are relative to the load (`now`), so the desk shows a working bureau's day whenever the
+demo is loaded: old cases closed, recent ones in progress, a few overdue; each case's history
+and deadlines come from gis/demo/case_history.py and the real deadline rules. Places and
+categories do not depend on `now` (same seed, same points).
 Most points are uniform over the district outside a few empty areas (a park, a lake, a hill:
 250-500 m across where nobody files a complaint); clusters give the hotspot analysis a target,
 each a tight core (a night-market street full of barbecue smoke, a sewer that keeps
@@ -16,12 +19,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.demo import METRIC_EPSG, STORAGE_EPSG
+from gis.demo.case_history import RuleLookup, simulate_history
 from gis.demo.partition import random_points_in
 from gis.demo.spatial import containing_code
+from gis.dispatch.deadlines import CHINA_TZ
 
 CASE_COUNT = 50_000
-PERIOD_START = pd.Timestamp("2025-11-22 00:00", tz="Asia/Shanghai")
-PERIOD_END = pd.Timestamp("2026-11-22 00:00", tz="Asia/Shanghai")  # exclusive
+PERIOD_DAYS = 90  # reported in the 90 days before the load, up to the load itself
+CASE_PREFIX = "LX"  # 历下; CitySettings.case_prefix's default and load.DEMO_ROWS' mark
 HOTSPOTS = 8
 HOTSPOT_SHARE = 0.13
 HOTSPOT_CORE_SHARE = 0.4  # of a cluster's points: the core (sigma 30-60 m), the rest the halo
@@ -38,11 +43,11 @@ COMPONENT_WEIGHTS = {"0118": 10, "0101": 1, "0102": 3, "0103": 3, "0104": 1, "01
 HOTSPOT_CATEGORIES = [("event", "0510"), ("event", "0505"), ("event", "0102"),
                       ("component", "0118"), ("event", "0404"), ("event", "0201"),
                       ("event", "0302"), ("component", "0102")]
-OPEN_STATUSES = ["collected", "filed", "dispatched", "handled", "reported"]
 CASE_COLUMNS = ["case_no", "category_type", "category_code", "channel", "description", "raw_x",
                 "raw_y", "raw_crs", "reported_at", "closed_at", "status", "grid_code",
-                "simulated", "urgency", "area_type", "dispatched_at", "due_at", "replied_at",
-                "satisfaction", "surveyed_at", "geometry"]
+                "simulated", "urgency", "area_type", "dispatch_due_at", "dispatched_at", "due_at",
+                "verify_due_at", "due_approximate", "replied_at", "satisfaction", "surveyed_at",
+                "geometry"]
 # Busy daytime hours, quiet nights: weight of each hour of the day for reporting.
 HOUR_WEIGHTS = np.array([1, 1, 1, 1, 1, 2, 4, 7, 9, 10, 10, 9, 8, 8, 9, 9, 9, 8, 8, 8, 7, 5, 3, 2],
                         dtype=float)
@@ -89,10 +94,23 @@ def _points(outline_m: BaseGeometry, rng: np.random.Generator,
     return np.vstack(xy), np.concatenate(which)
 
 
+def _report_times(rng: np.random.Generator, count: int, now: pd.Timestamp) -> pd.DatetimeIndex:
+    """Report times over the PERIOD_DAYS before `now` (busy days, quiet nights), none later."""
+    local_now = now.tz_convert(CHINA_TZ).floor("s")
+    start = (local_now - pd.Timedelta(days=PERIOD_DAYS)).floor("D")
+    days = rng.integers(0, (local_now.floor("D") - start).days + 1, size=count)
+    hours = rng.choice(24, size=count, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
+    seconds = days * 86_400 + hours * 3_600 + rng.integers(0, 3_600, size=count)
+    reported = start + pd.to_timedelta(seconds, unit="s")
+    # Today's hours after `now` have not happened yet: those complaints came a day earlier.
+    return reported.where(reported <= local_now, reported - pd.Timedelta(days=1))
+
+
 def build_cases(outline_m: BaseGeometry, grid_m: gpd.GeoDataFrame, rng: np.random.Generator,
-                *, events: dict[str, str], components: dict[str, str],
-                count: int = CASE_COUNT) -> gpd.GeoDataFrame:
-    """Complaints over the demo year (metric CRS); `events`/`components`: code → Chinese name."""
+                *, events: dict[str, str], components: dict[str, str], now: pd.Timestamp,
+                rule: RuleLookup, count: int = CASE_COUNT) -> gpd.GeoDataFrame:
+    """Complaints up to `now` (metric CRS); `events`/`components`: code → Chinese name,
+    `rule`: the deadline rule lookup (see gis.demo.case_history)."""
     xy, hotspot = _points(outline_m, rng, count)
 
     kind = np.where(rng.random(count) < COMPONENT_SHARE, "component", "event")
@@ -108,52 +126,21 @@ def build_cases(outline_m: BaseGeometry, grid_m: gpd.GeoDataFrame, rng: np.rando
     names = {("event", c): n for c, n in events.items()}
     names |= {("component", c): n for c, n in components.items()}
 
-    days = rng.integers(0, (PERIOD_END - PERIOD_START).days, size=count)
-    hours = rng.choice(24, size=count, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
-    seconds = days * 86_400 + hours * 3_600 + rng.integers(0, 3_600, size=count)
-    reported = PERIOD_START + pd.to_timedelta(seconds, unit="s")
-    whole_s = "s"  # every derived time is rounded down to the second, like a real log
-    order = np.argsort(seconds, kind="stable")
+    reported = _report_times(rng, count, now)
+    order = np.argsort(reported.asi8, kind="stable")
     xy, kind, code, reported, hotspot = (xy[order], kind[order], code[order],
                                          reported[order], hotspot[order])
     day_str = reported.strftime("%Y%m%d")
     serial = pd.Series(day_str).groupby(day_str).cumcount().to_numpy() + 1
-    case_no = [f"LX{d}{s:04d}" for d, s in zip(day_str, serial, strict=True)]
+    # The case-number format of gis.dispatch (migration 0019's next_case_no): prefix, city
+    # date, serial of the day; numbered here in bulk rather than 50,000 locked calls.
+    case_no = [f"{CASE_PREFIX}{d}{s:04d}" for d, s in zip(day_str, serial, strict=True)]
 
-    age_days = (PERIOD_END - reported).days.to_numpy()
-    r = rng.random(count)
-    old = age_days > 30
-    status = np.where(old, np.select([r < 0.02, r < 0.5, r < 0.97], ["rejected", "closed",
-                                                                     "evaluated"], "open"),
-                      np.select([r < 0.05, r < 0.45, r < 0.6], ["rejected", "closed",
-                                                                "evaluated"], "open"))
-    status = status.astype(object)  # the fixed-width strings would truncate "dispatched"
-    open_mask = status == "open"
-    status[open_mask] = rng.choice(OPEN_STATUSES, size=int(open_mask.sum()))
-
-    dispatched_states = ["dispatched", "handled", "reported", "closed", "evaluated"]
-    dispatched = np.isin(status, dispatched_states)
-    dispatched_at = (reported + pd.to_timedelta(rng.uniform(5, 60, count), unit="min")).floor(
-        whole_s)
-    # Three calendar days stands in for the rule table here: the demo needs plausible
-    # deadlines, not the working-day arithmetic of gis.dispatch.deadlines.
-    due_at = dispatched_at + pd.Timedelta(days=3)
-    handle_hours = rng.lognormal(mean=3.0, sigma=0.9, size=count)  # median ~20 h, some late
-    closed_at = (dispatched_at + pd.to_timedelta(handle_hours, unit="h")).floor(whole_s)
-    closed = np.isin(status, ["closed", "evaluated"])
-    too_late = closed & (closed_at >= PERIOD_END)
-    status[too_late] = "handled"  # cannot have closed after the end of the demo year
-    closed &= ~too_late
-    evaluated = status == "evaluated"
-    satisfaction = rng.choice(["satisfied", "basically", "unsatisfied"], size=count,
-                              p=[0.86, 0.10, 0.04])
-    surveyed_at = closed_at + pd.Timedelta(days=1)
+    urgency = np.where(rng.random(count) < 0.05, "urgent", "normal")
     channel = rng.choice(list(CHANNELS), size=count, p=list(CHANNELS.values()))
-    hotline = np.char.startswith(channel.astype(str), "hotline")
-    replied_at = closed_at + pd.Timedelta(hours=2)
-
-    def when(values: pd.DatetimeIndex, mask: np.ndarray) -> pd.Series:
-        return pd.Series(values).where(mask)
+    area = np.full(count, "city")
+    history = simulate_history(reported, kind.astype(str), code.astype(str), urgency, area,
+                               channel, now=now, rule=rule, rng=rng)
 
     points = np.asarray(shapely.points(xy))
     lonlat = gpd.GeoSeries(points, crs=METRIC_EPSG).to_crs(STORAGE_EPSG)
@@ -161,12 +148,11 @@ def build_cases(outline_m: BaseGeometry, grid_m: gpd.GeoDataFrame, rng: np.rando
         "case_no": case_no, "category_type": kind, "category_code": code, "channel": channel,
         "description": [f"{names[(k, c)]}（模拟案件）" for k, c in zip(kind, code, strict=True)],
         "raw_x": lonlat.x.round(7).to_numpy(), "raw_y": lonlat.y.round(7).to_numpy(),
-        "raw_crs": "wgs84", "reported_at": reported,
-        "closed_at": when(closed_at, closed), "status": status,
-        "grid_code": containing_code(points, grid_m), "simulated": True,
-        "urgency": np.where(rng.random(count) < 0.05, "urgent", "normal"), "area_type": "city",
-        "dispatched_at": when(dispatched_at, dispatched), "due_at": when(due_at, dispatched),
-        "replied_at": when(replied_at, closed & hotline),
-        "satisfaction": pd.Series(satisfaction).where(evaluated),
-        "surveyed_at": when(surveyed_at, evaluated),
+        "raw_crs": "wgs84", "reported_at": reported, "closed_at": history.closed_at,
+        "status": history.status, "grid_code": containing_code(points, grid_m),
+        "simulated": True, "urgency": urgency, "area_type": area,
+        "dispatch_due_at": history.dispatch_due_at, "dispatched_at": history.dispatched_at,
+        "due_at": history.due_at, "verify_due_at": history.verify_due_at,
+        "due_approximate": history.due_approximate, "replied_at": history.replied_at,
+        "satisfaction": history.satisfaction, "surveyed_at": history.surveyed_at,
     }, geometry=points, crs=METRIC_EPSG)[CASE_COLUMNS]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gis.demo import DEFAULT_SEED, METRIC_EPSG, STORAGE_EPSG
 from gis.demo.assets import build_manhole_covers, build_streetlights
+from gis.demo.case_history import RuleLookup
 from gis.demo.cases import build_cases
 from gis.demo.grid import build_grid_cells, build_grid_owners
 from gis.demo.outline import district_frame
@@ -62,8 +63,10 @@ def generate_divisions(seed: int = DEFAULT_SEED) -> tuple[gpd.GeoDataFrame, ...]
 
 def generate_city(seed: int = DEFAULT_SEED, *, component_owners: dict[str, str],
                   component_names: dict[str, str],
-                  event_names: dict[str, str]) -> DemoCity:
-    """The whole city for `seed`; code tables come from the database (they are configuration)."""
+                  event_names: dict[str, str], now: pd.Timestamp,
+                  deadline_rule: RuleLookup) -> DemoCity:
+    """The whole city for `seed`, its case history up to `now`; code tables and deadline
+    rules come from the database (they are configuration)."""
     district, streets, communities, grid = generate_divisions(seed)
     outline = district.geometry.iat[0]
     roads = build_roads(outline, rng_for(seed, "roads"))
@@ -78,7 +81,7 @@ def generate_city(seed: int = DEFAULT_SEED, *, component_owners: dict[str, str],
         facilities=build_facilities(outline, roads, rng_for(seed, "facilities")),
         stall_zones=build_stall_zones(outline, roads, streets, rng_for(seed, "stall_zones")),
         cases=build_cases(outline, grid, rng_for(seed, "cases"), events=event_names,
-                          components=component_names),
+                          components=component_names, now=now, rule=deadline_rule),
     )
 
 

@@ -7,6 +7,7 @@ user rows that pointed at a demo grid or community are re-linked to the new ones
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,9 @@ from sqlalchemy.orm import Session
 from gis.access.audit import record_bulk
 from gis.demo import DEFAULT_SEED, DISTRICT_CODE, METRIC_EPSG, STORAGE_EPSG
 from gis.demo.addresses import write_demo_addresses
+from gis.demo.case_history import rule_lookup_from
 from gis.demo.city import generate_city, to_storage
+from gis.dispatch.deadlines import find_rule
 from gis.platform.errors import ConflictError
 from gis.platform.settings import CitySettings
 from gis.zones.demo_sites import add_demo_sites
@@ -60,8 +63,10 @@ def demo_counts(conn: Connection) -> dict[str, int]:
 
 
 def load_demo(engine: Engine, *, seed: int = DEFAULT_SEED, progress: bool = True,
-              force: bool = False) -> dict[str, int]:
-    """Load the demo city (Jinan 历下区) in one transaction; returns rows per table."""
+              force: bool = False, now: pd.Timestamp | None = None) -> dict[str, int]:
+    """Load the demo city (Jinan 历下区) in one transaction; returns rows per table.
+
+    Case history runs up to `now` (default: the moment of loading)."""
     with _progress(progress) as bar, engine.begin() as conn:
         # Two loaders at once would both see an empty database; the second waits here.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('citygrid.demo'))"))
@@ -74,7 +79,9 @@ def load_demo(engine: Engine, *, seed: int = DEFAULT_SEED, progress: bool = True
         conn.execute(text("SELECT set_config('citygrid.audit', 'off', true)"))
         relink = _delete_demo(conn) if present else {}
         step = bar.add_task("generate", total=1) if bar else None
-        city = generate_city(seed, **_code_tables(conn))
+        moment = now if now is not None else pd.Timestamp.now(tz="UTC")
+        rules = rule_lookup_from(functools.partial(find_rule, Session(bind=conn)))
+        city = generate_city(seed, **_code_tables(conn), now=moment, deadline_rule=rules)
         if bar and step is not None:
             bar.update(step, completed=1)
         counts: dict[str, int] = {}
