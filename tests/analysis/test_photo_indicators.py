@@ -7,12 +7,16 @@ import hashlib
 from decimal import Decimal
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.deps import get_session
+from api.main import create_app
 from gis.analysis.indicators import count_photo_indicators
 from gis.dispatch.cases import create_case, get_case, transition
 from gis.media.service import new_public_name
 from tests.dispatch.test_routing import build_city
+from tests.support.accounts import headers_for
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 WEEK = (dt.datetime(2026, 11, 30, tzinfo=CHINA), dt.datetime(2026, 12, 7, tzinfo=CHINA))
@@ -86,3 +90,15 @@ def test_as_of_and_scope(session, cases):
                                   scope="370102002").closed == 0
     empty = count_photo_indicators(session, start=WEEK[1], end=WEEK[1] + H)
     assert empty.after_photo_rate is None and empty.verification_on_time_rate is None
+
+
+def test_api(session, cases, test_settings):
+    app = create_app(test_settings)
+    app.dependency_overrides[get_session] = lambda: session
+    with TestClient(app, headers=headers_for(session, "analyst")) as client:
+        body = client.get("/analysis/indicators/photos", params={
+            "start": WEEK[0].isoformat(), "end": WEEK[1].isoformat()}).json()
+        assert body["after_photo_rate"] == "25.00" and body["closed"] == 4
+        assert body["verification_on_time_rate"] == "50.00"
+        assert TestClient(app).get("/analysis/indicators/photos", params={
+            "start": WEEK[0].isoformat(), "end": WEEK[1].isoformat()}).status_code == 401

@@ -8,16 +8,19 @@ in the media folder. Idempotency-Key makes a retried upload (a phone back online
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require_roles, staff_only
 from api.deps import SessionDep, SettingsDep
+from api.params import SaneAwareDatetime
 from api.routes.dispatch.cases import CaseRef
 from gis.access.auth import User
+from gis.analysis.indicators import count_photo_indicators
 from gis.media import service as media
 from gis.media.errors import MediaTooLargeError, UnsupportedMediaError
 from gis.media.store import MediaStore
@@ -191,3 +194,40 @@ def supersede_media(case_ref: CaseRef, media_id: MediaId, body: SupersedeIn,
 
 
 
+
+
+class PhotoIndicatorsOut(BaseModel):
+    """Photo-evidence indicators of a period, with their counts."""
+
+    start: dt.datetime
+    end: dt.datetime
+    as_of: dt.datetime
+    scope: str | None
+    closed: int
+    closed_with_after_photo: int
+    after_photo_rate: Decimal | None = Field(description="处置后照片率, percent")
+    verification_due: int
+    verified_on_time: int
+    verification_on_time_rate: Decimal | None = Field(description="核查及时率, percent")
+
+
+@router.get("/analysis/indicators/photos", response_model=PhotoIndicatorsOut,
+            summary="处置后照片率 and 核查及时率")
+def photo_indicators(
+    session: SessionDep,
+    start: Annotated[SaneAwareDatetime, Query(description="period start, with offset")],
+    end: Annotated[SaneAwareDatetime, Query(description="period end (exclusive)")],
+    as_of: Annotated[SaneAwareDatetime | None, Query(
+        description="judge at this moment (default: the period end or now)")] = None,
+    scope: Annotated[str | None, Query(pattern=r"^[0-9]{6,15}$",
+                                       description="grid-code prefix")] = None,
+) -> PhotoIndicatorsOut:
+    """Share of closed cases with an after photo, and verification photos on time."""
+    judged = as_of or min(end, dt.datetime.now(dt.UTC))
+    counts = count_photo_indicators(session, start=start, end=end, as_of=judged, scope=scope)
+    return PhotoIndicatorsOut(
+        start=start, end=end, as_of=judged, scope=scope, closed=counts.closed,
+        closed_with_after_photo=counts.closed_with_after_photo,
+        after_photo_rate=counts.after_photo_rate, verification_due=counts.verification_due,
+        verified_on_time=counts.verified_on_time,
+        verification_on_time_rate=counts.verification_on_time_rate)
