@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -109,18 +110,27 @@ def decode(data: bytes, *, max_pixels: int) -> Photo:
             image.load()
         except Image.DecompressionBombError as exc:
             raise MediaTooLargeError(f"the picture is too large to decode: {exc}") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+                struct.error, IndexError, KeyError, TypeError, ZeroDivisionError) as exc:
+            # Pillow's decoders raise any of these on a damaged or hostile file.
             raise InvalidInputError(f"the {extension.upper()} file cannot be decoded "
                                     f"(damaged or truncated): {exc}") from None
-    exif = image.getexif()
-    lon, lat = _gps(exif)
+    try:
+        exif = image.getexif()
+        lon, lat = _gps(exif)
+        taken_at = _taken_at(exif)
+    except Exception:  # a malformed EXIF block: the photo stands, its EXIF is unknown
+        lon = lat = taken_at = None
     return Photo(content_type=content_type, extension=extension, width=width, height=height,
-                 taken_at=_taken_at(exif), lon=lon, lat=lat, image=image)
+                 taken_at=taken_at, lon=lon, lat=lat, image=image)
 
 
 def jpeg_copy(image: Image.Image, *, max_px: int, quality: int = 85) -> bytes:
     """An upright JPEG no larger than max_px on its long side, with no metadata at all."""
-    upright = ImageOps.exif_transpose(image)
+    try:
+        upright = ImageOps.exif_transpose(image)
+    except Exception:  # a malformed orientation tag: keep the pixels as stored
+        upright = image
     upright = upright.convert("RGB")
     upright.thumbnail((max_px, max_px))
     # A new image from the pixels alone: nothing of the original's info dict can follow.

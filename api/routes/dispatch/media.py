@@ -33,6 +33,8 @@ router = APIRouter(tags=["media"], dependencies=[staff_only])
 MediaUploaderDep = Annotated[User, Depends(require_roles("dispatcher", "grid_owner",
                                                          "supervisor"))]
 GRID_OWNER_STAGES = frozenset({"report", "handling"})
+# The error shape every citygrid error answers with (api.errors documents ErrorOut).
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 READ_CHUNK = 1024 * 1024
 
 Stage = Literal["report", "handling", "verification"]
@@ -114,8 +116,8 @@ def http_media_error(exc: Exception) -> HTTPException:
 
 
 @router.post("/cases/{case_ref}/media", status_code=201, response_model=MediaOut,
-             responses={413: {"description": "file or picture over a limit"},
-                        415: {"description": "not a JPEG, PNG or HEIC photo"}})
+             responses={415: {"description": "not a JPEG, PNG or HEIC photo",
+                              "content": ERROR_CONTENT}})
 async def upload_media(
     case_ref: CaseRef,
     session: SessionDep,

@@ -20,7 +20,12 @@ from pydantic import BaseModel
 
 from api.auth import bind_user
 from api.deps import PublicSessionDep, SessionDep, SettingsDep
-from api.routes.dispatch.media import MediaStoreDep, http_media_error, read_limited
+from api.routes.dispatch.media import (
+    ERROR_CONTENT,
+    MediaStoreDep,
+    http_media_error,
+    read_limited,
+)
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.media import service as media
 from gis.media.errors import MediaTooLargeError, UnsupportedMediaError
@@ -64,9 +69,10 @@ def report_form(session: PublicSessionDep, settings: SettingsDep) -> HTMLRespons
 
 @router.post("/public/report", status_code=201, response_model=ReportPosted,
              responses={303: {"description": "form post without script: to the tracking page"},
-                        413: {"description": "photo over a limit"},
-                        415: {"description": "not a JPEG, PNG or HEIC photo"},
-                        429: {"description": "too many reports from this address"}})
+                        415: {"description": "not a JPEG, PNG or HEIC photo",
+                              "content": ERROR_CONTENT},
+                        429: {"description": "too many reports from this address",
+                              "content": ERROR_CONTENT}})
 async def post_report(
     request: Request,
     session: SessionDep,
