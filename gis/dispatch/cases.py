@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.dispatch.deadlines import CHINA_TZ, CURRENT_DUE_SQL, compute_due
+from gis.dispatch.case_numbers import next_case_no
+from gis.dispatch.deadlines import CURRENT_DUE_SQL, compute_due
 from gis.dispatch.repeats import (
     DEFAULT_RADIUS_M,
     DEFAULT_SUPERVISE_FROM,
@@ -25,6 +26,7 @@ from gis.dispatch.repeats import (
 from gis.dispatch.workflow import OPEN_STATUSES, SATISFACTION_VALUES, TRANSITIONS, allowed_actions
 from gis.dispatch.workflow import next_status as workflow_next_status
 from gis.platform.errors import ConflictError, InvalidInputError, NotFoundError, OutsideCityError
+from gis.platform.settings import CitySettings
 
 CATEGORY_TYPES = ("event", "component")
 CHANNELS = ("hotline_12345", "hotline_12319", "wechat", "patrol", "open311")
@@ -110,6 +112,11 @@ class Case:
     repeat_of: int | None
     supervised: bool
     current_due_at: dt.datetime | None
+    address: str | None = None
+    geocode_level: str | None = None
+    geocode_score: float | None = None
+    snapped: bool = False
+    snap_distance_m: float | None = None
     transitions: tuple[TransitionRecord, ...] = ()
 
     @property
@@ -128,7 +135,8 @@ _CASE_COLUMNS = f"""c.id, c.case_no, c.category_type, c.category_code, c.channel
     c.grid_code, c.status, c.urgency, c.area_type, c.reported_at, c.dispatch_due_at,
     c.dispatched_at, c.due_at, c.verify_due_at, c.due_approximate, c.closed_at,
     c.reworked_count, c.extended_count, c.satisfaction, c.surveyed_at, c.replied_at,
-    c.repeat_group_id, c.repeat_of, c.supervised, {CURRENT_DUE_SQL} AS current_due_at"""
+    c.repeat_group_id, c.repeat_of, c.supervised, {CURRENT_DUE_SQL} AS current_due_at,
+    c.address, c.geocode_level, c.geocode_score, c.snapped, c.snap_distance_m"""
 
 
 def create_case(session: Session, *, category_type: str, category_code: str, channel: str,
@@ -136,11 +144,18 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
                 description: str = "", urgency: str = "normal", area_type: str = "city",
                 case_no: str | None = None,
                 route: RouteFunction | RoutedPoint | None = None,
+                address: str | None = None, geocode_level: str | None = None,
+                geocode_score: float | None = None, case_prefix: str | None = None,
                 repeat_radius_m: float = DEFAULT_RADIUS_M,
                 repeat_window_days: int = DEFAULT_WINDOW_DAYS,
                 supervise_from: int = DEFAULT_SUPERVISE_FROM,
                 simulated: bool = False) -> Case:
-    """Record a collected complaint: raw point kept, grid assigned, deadline set, repeats linked."""
+    """Record a collected complaint: raw point kept, grid assigned, deadline set, repeats linked.
+
+    The case number is `<case_prefix><city date><serial of the day>` (next_case_no, migration
+    0020) unless `case_no` names one; a routed point that was snapped to its grid is recorded
+    as snapped with the metres.
+    """
     _check_choice("category_type", category_type, CATEGORY_TYPES)
     _check_choice("channel", channel, CHANNELS)
     _check_choice("crs", crs, RAW_CRS)
@@ -159,6 +174,9 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
                       category_code=category_code)
     else:
         point = route
+    # RouteResult says whether the point lay just outside every grid; LocatedPoint never does.
+    snapped = bool(getattr(point, "snapped", False))
+    snap_m = float(getattr(point, "snap_distance_m", 0.0) or 0.0)
     dispatch_due = compute_due(session, category_type=category_type,
                                category_code=category_code, urgency=urgency,
                                area_type=area_type, step="dispatch", start=reported_at)
@@ -166,7 +184,8 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
     case_id = session.execute(
         text("SELECT nextval(pg_get_serial_sequence('cases', 'id'))")).scalar_one()
     if case_no is None:
-        case_no = f"{reported_at.astimezone(CHINA_TZ):%Y%m%d}{case_id:08d}"
+        case_no = next_case_no(session, reported_at,
+                               case_prefix or CitySettings().case_prefix)
     elif not case_no.strip():
         raise InvalidInputError("case_no must not be blank")
     if session.execute(text("SELECT 1 FROM cases WHERE case_no = :n"), {"n": case_no}).first():
@@ -174,17 +193,21 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
     session.execute(text("""
         INSERT INTO cases (id, case_no, category_type, category_code, channel, description,
             raw_x, raw_y, raw_crs, reported_at, status, urgency, area_type, grid_code,
-            dispatch_due_at, due_approximate, simulated, geom)
+            dispatch_due_at, due_approximate, simulated, address, geocode_level, geocode_score,
+            snapped, snap_distance_m, geom)
         VALUES (:id, :case_no, :category_type, :category_code, :channel, :description,
             :raw_x, :raw_y, :raw_crs, :reported_at, 'collected', :urgency, :area_type,
-            :grid_code, :dispatch_due_at, :due_approximate, :simulated,
+            :grid_code, :dispatch_due_at, :due_approximate, :simulated, :address,
+            :geocode_level, :geocode_score, :snapped, :snap_distance_m,
             ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"""), {
         "id": case_id, "case_no": case_no, "category_type": category_type,
         "category_code": category_code, "channel": channel, "description": description,
         "raw_x": x, "raw_y": y, "raw_crs": crs, "reported_at": reported_at,
         "urgency": urgency, "area_type": area_type, "grid_code": point.grid_code,
         "dispatch_due_at": dispatch_due.due_at, "due_approximate": dispatch_due.approximate,
-        "simulated": simulated, "lon": point.lon, "lat": point.lat})
+        "simulated": simulated, "lon": point.lon, "lat": point.lat,
+        "address": address, "geocode_level": geocode_level, "geocode_score": geocode_score,
+        "snapped": snapped, "snap_distance_m": round(snap_m, 2) if snapped else None})
     _record(session, case_id=case_id, action="collect", from_status=None,
             to_status="collected", actor=actor, at=reported_at, note=description)
     link_repeats(session, case_id=case_id, radius_m=repeat_radius_m,
@@ -201,15 +224,19 @@ def transition(session: Session, case_id: int, action: str, *, actor: str,
     at = at or dt.datetime.now(dt.UTC)
     _check_aware("at", at)
     row = session.execute(text("""
-        SELECT c.status, c.due_at, c.replied_at,
+        SELECT c.status, c.due_at, c.replied_at, c.case_no,
                (SELECT max(t.at) FROM case_transitions t WHERE t.case_id = c.id) AS last_at
         FROM cases c WHERE c.id = :id FOR UPDATE"""), {"id": case_id}).mappings().first()
     if row is None:
         raise NotFoundError(f"case {case_id} does not exist")
     status = row["status"]
-    to_status = workflow_next_status(status, action)
+    label = f"case {row['case_no']}"  # messages cite the case number, never the internal id
+    try:
+        to_status = workflow_next_status(status, action)
+    except (InvalidInputError, ConflictError) as exc:
+        raise type(exc)(f"{label}: {exc}") from None
     if TRANSITIONS[action].needs_note and not note.strip():
-        raise InvalidInputError(f"{action} of case {case_id} needs a reason in `note`")
+        raise InvalidInputError(f"{action} of {label} needs a reason in `note`")
     if satisfaction is not None and action != "evaluate":
         raise InvalidInputError(f"satisfaction {satisfaction!r} only goes with 'evaluate', "
                                 f"not {action!r}")
@@ -217,7 +244,7 @@ def transition(session: Session, case_id: int, action: str, *, actor: str,
         raise InvalidInputError(f"extend_to only goes with 'extend', not {action!r}")
     if row["last_at"] is not None and at < row["last_at"]:
         raise InvalidInputError(f"{action} at {at.isoformat()} is before the last step of "
-                                f"case {case_id} at {row['last_at'].isoformat()}")
+                                f"{label} at {row['last_at'].isoformat()}")
 
     changes: dict[str, Any] = {}
     extension: tuple[dt.datetime, dt.datetime] | None = None
@@ -230,11 +257,11 @@ def transition(session: Session, case_id: int, action: str, *, actor: str,
         changes.update(satisfaction=satisfaction, surveyed_at=at)
     elif action == "reply":
         if row["replied_at"] is not None:
-            raise ConflictError(f"case {case_id} was already replied to at "
+            raise ConflictError(f"{label} was already replied to at "
                                 f"{row['replied_at'].isoformat()}")
         changes["replied_at"] = at
     elif action == "extend":
-        extension = _check_extension(case_id, due_at=row["due_at"], extend_to=extend_to, at=at)
+        extension = _check_extension(label, due_at=row["due_at"], extend_to=extend_to, at=at)
         changes["due_at"] = extension[1]
 
     counters = {"rework": "reworked_count", "extend": "extended_count"}
@@ -261,15 +288,17 @@ def resolve_case_id(session: Session, reference: str) -> int:
 
     The case number is the Open311 service_request_id, so a request a resident was given can
     be looked up by staff as it is. An id wins over a case number of the same digits (ids are
-    small; generated case numbers are 16 digits, a date and the id).
+    small; case numbers start with letters, LX202612030001).
     """
     if reference.isascii() and reference.isdigit() and int(reference) < 2**63:
         found = session.execute(text("SELECT id FROM cases WHERE id = :id"),
                                 {"id": int(reference)}).scalar()
         if found is not None:
             return int(found)
-    found = session.execute(text("SELECT id FROM cases WHERE case_no = :n"),
-                            {"n": reference}).scalar()
+    # A case renumbered by migration 0020 is still found by the number it was given before.
+    found = session.execute(text("SELECT id FROM cases WHERE case_no = :n "
+                                 "OR former_case_no = :n ORDER BY former_case_no NULLS FIRST "
+                                 "LIMIT 1"), {"n": reference}).scalar()
     if found is None:
         raise NotFoundError(f"case {reference!r} does not exist (neither a case id nor a "
                             "case number)")
@@ -360,19 +389,19 @@ def _deadline_changes(session: Session, *, case_id: int, action: str,
     return changes
 
 
-def _check_extension(case_id: int, *, due_at: dt.datetime | None, extend_to: dt.datetime | None,
+def _check_extension(label: str, *, due_at: dt.datetime | None, extend_to: dt.datetime | None,
                      at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     if due_at is None:
-        raise ConflictError(f"case {case_id} has no handling deadline to extend")
+        raise ConflictError(f"{label} has no handling deadline to extend")
     if extend_to is None:
-        raise InvalidInputError(f"extension of case {case_id} needs `extend_to`, the new due time")
+        raise InvalidInputError(f"extension of {label} needs `extend_to`, the new due time")
     _check_aware("extend_to", extend_to)
     if extend_to <= due_at:
         raise InvalidInputError(f"extend_to {extend_to.isoformat()} must be after the current "
-                                f"due time {due_at.isoformat()} of case {case_id}")
+                                f"due time {due_at.isoformat()} of {label}")
     # 延期 is requested within the time limit; an overdue case stays overdue.
     if at > due_at:
-        raise ConflictError(f"case {case_id} was due at {due_at.isoformat()}; an extension "
+        raise ConflictError(f"{label} was due at {due_at.isoformat()}; an extension "
                             f"asked at {at.isoformat()} comes too late")
     return due_at, extend_to
 

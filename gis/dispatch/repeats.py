@@ -46,6 +46,7 @@ class SupervisedGroup:
     first_reported_at: dt.datetime
     last_reported_at: dt.datetime
     grid_codes: tuple[str, ...]
+    case_nos: tuple[str, ...] = ()  # the case numbers of case_ids, same order
 
 
 def link_repeats(session: Session, *, case_id: int, radius_m: float = DEFAULT_RADIUS_M,
@@ -107,7 +108,8 @@ def list_supervised(session: Session, *, open_only: bool = False) -> list[Superv
     rows = session.execute(text("""
         SELECT repeat_group_id AS group_id, min(category_type) AS category_type,
                min(category_code) AS category_code,
-               array_agg(id ORDER BY reported_at, id) AS case_ids, count(*) AS case_count,
+               array_agg(id ORDER BY reported_at, id) AS case_ids,
+               array_agg(case_no ORDER BY reported_at, id) AS case_nos, count(*) AS case_count,
                count(*) FILTER (WHERE status IN :open) AS open_count,
                min(reported_at) AS first_reported_at, max(reported_at) AS last_reported_at,
                coalesce(array_agg(DISTINCT grid_code) FILTER (WHERE grid_code IS NOT NULL),
@@ -120,4 +122,5 @@ def list_supervised(session: Session, *, open_only: bool = False) -> list[Superv
         bindparam("open", expanding=True)),
         {"open": sorted(OPEN_STATUSES), "open_only": open_only}).mappings().all()
     return [SupervisedGroup(**{**row, "case_ids": tuple(row["case_ids"]),
+                               "case_nos": tuple(row["case_nos"]),
                                "grid_codes": tuple(row["grid_codes"])}) for row in rows]

@@ -6,7 +6,9 @@
   attribute, `component_code` (the 16-digit code of the light or cover).
 * **Posting** routes the point with the dispatcher's routing (grid, owner of the day,
   responsible unit) and stores an ordinary case (channel 'open311'); what GeoReport carries
-  beyond a case goes to `open311_requests`. service_request_id is the case number.
+  beyond a case goes to `open311_requests`. service_request_id is the case number. A request
+  with `address_string` and no lat/long is geocoded (gis.dispatch.case_intake); one that cannot
+  be located with confidence is refused with 400, nothing stored.
 * **agency_responsible** is the routing's responsible unit for the case's place, category and
   time, recomputed on every read so it follows the same rules the dispatcher sees. When that
   unit is a grid owner who is a person (网格员), the agency is named by the community and unit
@@ -34,6 +36,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gis.dispatch.case_intake import place_complaint
 from gis.dispatch.cases import create_case
 from gis.dispatch.deadlines import compute_due
 from gis.dispatch.routing import route_point
@@ -181,11 +184,15 @@ def submit_request(session: Session, request: NewRequest, *, at: dt.datetime,
     except NotFoundError as exc:
         raise InvalidInputError(str(exc)) from None  # a bad field of the post: 400, not 404
     category_type, category_code = parse_service_code(request.service_code)
-    if request.lat is None or request.long is None:
-        raise InvalidInputError("lat and long are required: this city cannot place a request "
-                                f"by address_string {request.address_string!r} or address_id")
+    has_point = request.lat is not None and request.long is not None
+    if not has_point and not (request.address_string or "").strip():
+        raise InvalidInputError("lat and long, or address_string, are required (GeoReport v2: "
+                                "a location); address_id is not known to this city")
+    if (request.lat is None) != (request.long is None):
+        raise InvalidInputError("give both lat and long, or neither and an address_string")
     lat, lon = request.lat, request.long
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90
+    if lat is not None and lon is not None and not (
+            math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90
             and -180 <= lon <= 180):
         raise InvalidInputError(f"lat {lat} / long {lon} is not a WGS84 position")
     if request.component_code is not None:
@@ -199,15 +206,21 @@ def submit_request(session: Session, request: NewRequest, *, at: dt.datetime,
     if request.media_url is not None and not re.match(r"^https?://", request.media_url, re.I):
         raise InvalidInputError(f"media_url {request.media_url!r} must be an http(s) URL")
     try:
-        routed = route_point(session, x=lon, y=lat, crs="wgs84", at=at,
-                             category_type=category_type, category_code=category_code,
-                             component_code=request.component_code, settings=routing,
-                             city=city)
+        # Without lat/long the address_string is geocoded; an address that cannot be located
+        # with confidence is refused (400), nothing stored.
+        placed = place_complaint(session, x=lon, y=lat, crs="wgs84",
+                                 address=request.address_string, at=at,
+                                 category_type=category_type, category_code=category_code,
+                                 component_code=request.component_code, routing=routing,
+                                 city=city)
     except NotFoundError as exc:  # a named component that does not exist
         raise InvalidInputError(str(exc)) from None
     case = create_case(session, category_type=category_type, category_code=category_code,
-                       channel="open311", x=lon, y=lat, crs="wgs84", reported_at=at,
-                       actor=ACTOR, description=request.description or "", route=routed)
+                       channel="open311", x=placed.lon if lon is None else lon,
+                       y=placed.lat if lat is None else lat, crs="wgs84", reported_at=at,
+                       actor=ACTOR, description=request.description or "", route=placed,
+                       address=placed.address, geocode_level=placed.geocode_level,
+                       geocode_score=placed.geocode_score, case_prefix=city.case_prefix)
     session.execute(text("""
         INSERT INTO open311_requests (case_id, service_code, address_string, media_url,
             component_code, reporter_email, reporter_first_name, reporter_last_name,

@@ -222,7 +222,10 @@ def test_list_with_status_and_filters(client, session):
     ({"lat": "abc"}, "abc"),
     ({"lat": "95"}, "95"),
     ({"lat": "30.0", "long": "100.0"}, "outside"),
-    ({"lat": "", "long": ""}, "lat and long are required"),
+    # Without lat/long the address_string is geocoded; this one is not in the test city.
+    ({"lat": "", "long": ""}, "the address could not be located"),
+    ({"lat": "", "long": "", "address_string": ""}, "lat and long, or address_string"),
+    ({"long": ""}, "give both lat and long"),
     ({"media_url": "javascript:alert(1)"}, "javascript:alert(1)"),
     ({"attribute[colour]": "red"}, "colour"),
     ({"service_code": "event-0505", "attribute[component_code]": STREETLIGHT}, "component"),

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CaseWorkerDep, DispatcherDep, staff_only
-from api.deps import BBoxDep, PagingDep, SessionDep
+from api.deps import BBoxDep, PagingDep, SessionDep, SettingsDep
 from api.idempotency import IdempotentDep
 from api.params import SaneAwareDatetime
+from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.dispatch import cases as case_service
+from gis.dispatch.case_intake import place_complaint
 from gis.dispatch.deadlines import list_overdue
+from gis.dispatch.recent_cases import DEFAULT_HOURS, MAX_HOURS, list_recent
 from gis.dispatch.repeats import list_supervised
-from gis.geo.coords import to_wgs84
 from gis.platform.errors import PermissionDeniedError
 
 router = APIRouter(tags=["dispatch"], dependencies=[staff_only])
@@ -40,9 +42,16 @@ class CaseCreate(BaseModel):
     category_type: CategoryType
     category_code: str = Field(pattern=r"^[0-9]{4}$", examples=["0118"])
     channel: Channel
-    x: float = Field(allow_inf_nan=False, description="longitude in `crs`", examples=[117.03])
-    y: float = Field(allow_inf_nan=False, description="latitude in `crs`", examples=[36.66])
+    x: float | None = Field(default=None, allow_inf_nan=False,
+                            description="longitude in `crs`; omit both x and y to file by "
+                                        "`address`", examples=[117.03])
+    y: float | None = Field(default=None, allow_inf_nan=False, description="latitude in `crs`",
+                            examples=[36.66])
     crs: RawCrs = "wgs84"
+    address: str | None = Field(default=None, max_length=500, description=(
+        "the address as the caller gave it; kept on the case. Without x/y it is geocoded, "
+        "and refused (422) when it cannot be located with confidence"),
+        examples=["历下区模拟经三路12号"])
     reported_at: SaneAwareDatetime | None = Field(
         default=None, description="when the complaint came in; default now")
     description: str = Field(default="", max_length=4000)
@@ -115,6 +124,14 @@ class CaseOut(BaseModel):
     repeat_group_id: int | None
     repeat_of: int | None
     supervised: bool
+    address: str | None = Field(None, description="the address as typed")
+    geocode_level: str | None = Field(None, description=(
+        "how the address was matched when the point came from it: doorplate, interpolated, "
+        "intersection, landmark, road or community; null when coordinates were given"))
+    geocode_score: float | None = None
+    snapped: bool = Field(False, description="the point lay in no grid and was placed in the "
+                                             "nearest one (as POST /route does)")
+    snap_distance_m: float | None = Field(None, description="metres to that grid")
 
 
 class CaseDetailOut(CaseOut):
@@ -148,6 +165,7 @@ class SupervisedGroupOut(BaseModel):
     category_type: str
     category_code: str
     case_ids: list[int]
+    case_nos: list[str]
     case_count: int
     open_count: int
     first_reported_at: dt.datetime
@@ -155,25 +173,34 @@ class SupervisedGroupOut(BaseModel):
     grid_codes: list[str]
 
 
-CaseId = Annotated[int, Path(ge=1, description="case id")]
 CaseRef = Annotated[str, Path(min_length=1, max_length=64, description=(
-    "case id, or case number (the Open311 service_request_id, e.g. 2026112300000042)"))]
+    "case number (e.g. LX202612030001, also the Open311 service_request_id) or case id"))]
 AtQuery = Annotated[SaneAwareDatetime | None, Query(
     description="moment to judge deadlines at, with offset; default now")]
 
 
 @router.post("/cases", status_code=201, response_model=CaseDetailOut)
-def create_case(body: CaseCreate, session: SessionDep, user: DispatcherDep) -> CaseDetailOut:
+def create_case(body: CaseCreate, session: SessionDep, user: DispatcherDep,
+                settings: SettingsDep, routing: RoutingSettingsDep) -> CaseDetailOut:
     """Record a complaint: grid, dispatch deadline and repeat links are set at once."""
-    # A WeChat (GCJ-02) or Baidu (BD-09) pin is placed by its WGS84 equivalent; the case still
-    # keeps the raw coordinates and their tag.
-    placed = None
-    if body.crs in ("gcj02", "bd09"):
-        lon, lat = to_wgs84(body.x, body.y, body.crs)
-        placed = case_service.locate_in_grid(session, x=lon, y=lat, crs="wgs84")
+    reported_at = body.reported_at or dt.datetime.now(dt.UTC)
+    # Placed exactly as POST /route places it (a point just outside the district is snapped
+    # and recorded as such); an address without coordinates is geocoded first. A WeChat
+    # (GCJ-02) or Baidu (BD-09) pin is routed by its WGS84 equivalent; the case still keeps
+    # the raw coordinates and their tag.
+    placed = place_complaint(session, x=body.x, y=body.y, crs=body.crs, address=body.address,
+                             at=reported_at, category_type=body.category_type,
+                             category_code=body.category_code, routing=routing,
+                             city=settings.city)
+    # Filed by address alone: the geocoded WGS84 point stands in for the raw coordinates.
+    raw = ((body.x, body.y, body.crs) if body.x is not None and body.y is not None
+           else (placed.lon, placed.lat, "wgs84"))
+    fields = body.model_dump(exclude={"reported_at", "x", "y", "crs", "address"})
     case = case_service.create_case(
-        session, **body.model_dump(exclude={"reported_at"}), actor=user.username,
-        reported_at=body.reported_at or dt.datetime.now(dt.UTC), route=placed)
+        session, **fields, actor=user.username, reported_at=reported_at, route=placed,
+        x=raw[0], y=raw[1], crs=raw[2], address=placed.address,
+        geocode_level=placed.geocode_level, geocode_score=placed.geocode_score,
+        case_prefix=settings.city.case_prefix)
     session.commit()
     return CaseDetailOut.model_validate(case)
 
@@ -193,6 +220,19 @@ def list_cases(
                                     grid_code=grid_code, supervised=supervised,
                                     bbox=bbox.bounds(), limit=paging.limit,
                                     offset=paging.offset)
+    return [CaseOut.model_validate(case) for case in found]
+
+
+@router.get("/cases/recent", response_model=list[CaseOut])
+def recent_cases(
+    session: SessionDep, user: CaseWorkerDep, paging: PagingDep, at: AtQuery = None,
+    hours: Annotated[int, Query(ge=1, le=MAX_HOURS, description=(
+        "cases reported in this many hours before `at`"))] = DEFAULT_HOURS,
+    mine: Annotated[bool, Query(description="only the cases this user filed")] = False,
+) -> list[CaseOut]:
+    """New cases first: those reported in the last `hours` and the user's own filings."""
+    found = list_recent(session, actor=user.username, at=at, hours=hours, mine_only=mine,
+                        limit=paging.limit, offset=paging.offset)
     return [CaseOut.model_validate(case) for case in found]
 
 
@@ -225,7 +265,7 @@ def get_case(case_id: CaseRef, session: SessionDep) -> CaseDetailOut:
 @router.post("/cases/{case_id}/actions/{action}", response_model=CaseDetailOut,
              dependencies=[IdempotentDep])
 def act_on_case(
-    case_id: CaseId,
+    case_id: CaseRef,
     action: Annotated[str, Path(description="file, reject, dispatch, handle, report, close, "
                                             "rework, evaluate, extend or reply")],
     body: CaseAction, session: SessionDep, user: CaseWorkerDep,
@@ -236,7 +276,8 @@ def act_on_case(
             f"grid owner {user.username!r} may only {' or '.join(sorted(GRID_OWNER_ACTIONS))} "
             f"a case, not {action!r}")
     # Row-level security hides other grids' cases from a grid owner: they get a 404.
-    case = case_service.transition(session, case_id, action, **body.model_dump(),
+    found = case_service.resolve_case_id(session, case_id)
+    case = case_service.transition(session, found, action, **body.model_dump(),
                                    actor=user.username)
     session.commit()
     return CaseDetailOut.model_validate(case)
