@@ -23,6 +23,7 @@ from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.routes import access as auth
 from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
 from api.routes import geocoding_suggest
+from api.routes import field as field_app
 from api.routes import platform as health
 from api.routes import tiles as vector_tiles
 from api.routes.access import login_throttle
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cases.router)
     app.include_router(case_media.router)
     app.include_router(live_events_router)
+    app.include_router(field_app.router)
     app.include_router(zones.router)
     app.include_router(analysis.router)
     app.include_router(hotspots.router)

@@ -1,0 +1,113 @@
+"""The field app in Chromium at phone size: offline handling queues, uploads once when back.
+
+A grid worker signs in at 390x844, sees their task on /field, loses the signal
+(context.set_offline), handles the task with a note, sees it queued (also after a reload from
+the service worker's cache), gets the signal back: the report uploads by itself, exactly once,
+and the case changed once.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import text
+
+from gis.access import auth
+from gis.platform.db import transaction
+from tests.field.conftest import OWNER_WEST, WEST_POINT
+from tests.support.accounts import PASSWORD, headers_for
+from tests.support.browser import chromium_or_skip, offline_page
+
+pytestmark = pytest.mark.browser
+
+
+def dispatched_case(base: str, engine) -> dict:
+    with httpx.Client(base_url=base, headers=headers_for(engine, "dispatcher"),
+                      timeout=30) as desk:
+        case = desk.post("/cases", json={
+            "category_type": "event", "category_code": "0102", "channel": "patrol",
+            "x": WEST_POINT[0], "y": WEST_POINT[1],
+            "description": "路边暴露垃圾（外业测试）"}).json()
+        for action in ("file", "dispatch"):
+            assert desk.post(f"/cases/{case['id']}/actions/{action}", json={}).status_code == 200
+    return case
+
+
+def worker(engine) -> str:
+    name = f"field-{uuid.uuid4().hex[:8]}"
+    with transaction(engine) as session:
+        auth.create_user(session, username=name, password=PASSWORD, role="grid_owner",
+                         display_name="网格员甲", owner_name=OWNER_WEST)
+    return name
+
+
+def sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/login?next=/field")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/field")
+
+
+def transitions(engine, case_id: int, action: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM case_transitions WHERE case_id = :c AND "
+                                 "action = :a"), {"c": case_id, "a": action}).scalar_one()
+
+
+def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
+    base = field_base_url
+    case = dispatched_case(base, field_engine)
+    username = worker(field_engine)
+    with offline_page(chromium_or_skip(), width=390, height=844) as browser:
+        page = browser.page
+        sign_in(page, base, username)
+        task = page.locator(f".task[data-case-id='{case['id']}']")
+        task.wait_for()
+        assert case["case_no"] in task.inner_text()
+        assert "剩余" in task.locator(".due").inner_text()
+        assert task.locator("a.amap").get_attribute("href").startswith("https://uri.amap.com/")
+        assert task.locator("a.geo").get_attribute("href").startswith("geo:37.000400,118.000500")
+        assert page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+        # Fits the phone: nothing wider than the screen.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+        page.context.set_offline(True)
+        expect(page.locator("#net")).to_have_text("离线")
+        task.locator("textarea[name=note]").fill("已清理，现场恢复整洁")
+        task.locator("button[type=submit]").click()
+        expect(page.locator("#queue-count")).to_have_text("1")
+        assert "处理完毕" in page.locator("#queue").inner_text()
+        assert "待上传" in page.locator("#queue").inner_text()
+        assert "已排队" in task.locator(".state").inner_text()
+        browser.screenshot("field-offline-queued.png")
+
+        # The app shell and the queue survive a reload without a signal (service worker).
+        page.reload()
+        expect(page.locator("#queue-count")).to_have_text("1")
+        page.locator(f".task[data-case-id='{case['id']}']").wait_for()
+        assert transitions(field_engine, case["id"], "handle") == 0
+
+        page.context.set_offline(False)
+        expect(page.locator("#queue-count")).to_have_text("0", timeout=20_000)
+        page.locator(f".task[data-case-id='{case['id']}'] .cat",
+                     has_text="待反馈").wait_for(timeout=20_000)
+        assert page.evaluate("() => window.__field.flush()") == 0
+        browser.screenshot("field-online-uploaded.png")
+        external, errors = browser.external, browser.errors
+
+    assert transitions(field_engine, case["id"], "handle") == 1
+    with field_engine.connect() as conn:
+        note = conn.execute(text("SELECT note FROM case_transitions WHERE case_id = :c AND "
+                                 "action = 'handle'"), {"c": case["id"]}).scalar_one()
+        keys = conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE username = :u"),
+                            {"u": username}).scalar_one()
+    assert note == "已清理，现场恢复整洁"
+    assert keys == 1
+    assert external == []
+    # Offline fetches fail by design (the queue retries them); nothing else may log an error.
+    assert [e for e in errors if "net::ERR_INTERNET_DISCONNECTED" not in e
+            and "Failed to fetch" not in e] == []
