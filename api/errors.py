@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
+from api.errors_zh import ZH_BY_STATUS, known_message_zh, message_zh
 from gis.platform.errors import (
     AuthenticationError,
     CityGridError,
@@ -42,6 +43,19 @@ STATUS_BY_ERROR: list[tuple[type[CityGridError], int]] = [
 ]
 
 
+# The Chinese message of a domain error, most specific class first, unless the error carries
+# its own `message_zh`; the English `detail` names the value for logs and API clients.
+ZH_BY_ERROR: list[tuple[type[CityGridError], str]] = [
+    (OutsideCityError, "坐标不在本市范围内"),
+    (CrsMismatchError, "坐标系不一致，请确认数据的坐标系"),
+    (AuthenticationError, ZH_BY_STATUS[401]),
+    (PermissionDeniedError, ZH_BY_STATUS[403]),
+    (NotFoundError, "未找到所请求的数据"),
+    (ConflictError, ZH_BY_STATUS[409]),
+    (DatabaseUnavailableError, ZH_BY_STATUS[503]),
+]
+
+
 # Documented on every operation (409 on writes only), so clients and the fuzzer know the shape.
 ERROR_STATUSES: dict[int, str] = {
     400: "Bad request: the message names the value",
@@ -63,6 +77,22 @@ class ErrorOut(BaseModel):
     detail: str | list[dict[str, Any]] = Field(
         description="the problem; for request validation, one entry per bad field "
                     "(loc, msg, type)")
+    message_zh: str | None = Field(
+        default=None, description="the problem in Chinese, for people: pages show this one")
+
+
+def zh_for(error: CityGridError) -> str:
+    """The Chinese message of a domain error."""
+    own = getattr(error, "message_zh", None)
+    if isinstance(own, str) and own:
+        return own
+    known = known_message_zh(str(error))
+    if known:
+        return known
+    for cls, zh in ZH_BY_ERROR:
+        if isinstance(error, cls):
+            return zh
+    return message_zh(status_for(error), str(error))
 
 
 def status_for(error: CityGridError) -> int:
@@ -83,9 +113,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 # A person opening a staff page is sent to sign in, then back.
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-            return JSONResponse({"detail": str(exc)}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+            return JSONResponse({"detail": str(exc), "message_zh": zh_for(exc)},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"detail": str(exc), "message_zh": zh_for(exc)},
+                            status_code=status_for(exc))
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)

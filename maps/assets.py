@@ -16,6 +16,7 @@ from branca.element import Element, Figure
 from markupsafe import escape
 
 from gis.platform.errors import CityGridError
+from maps.shell import Shell, inject_shell
 
 VENDOR_PREFIX = "/static/vendor"
 
@@ -99,9 +100,15 @@ def external_urls(html: str) -> list[str]:
     return sorted(set(_EXTERNAL.findall(html)))
 
 
+STAFF_SHELL = Shell()  # the header of a staff page whose user the browser asks /auth/me for
+
+
 def render_html(m: folium.Map, *, title: str | None = None,
-                prefix: str = VENDOR_PREFIX) -> str:
-    """The complete zh-CN page of `m`, served assets only; CityGridError if anything is external."""
+                prefix: str = VENDOR_PREFIX, shell: Shell | None = STAFF_SHELL) -> str:
+    """The complete zh-CN page of `m`, served assets only; CityGridError if anything is external.
+
+    Every page gets the staff app shell (maps.shell) unless `shell` is None: public pages.
+    """
     localize_assets(m, prefix=prefix)
     figure = m.get_root()
     if not isinstance(figure, Figure):
@@ -117,6 +124,8 @@ def render_html(m: folium.Map, *, title: str | None = None,
     html, count = re.subn(r"<html>", '<html lang="zh-CN">', html, count=1)
     if count != 1:
         raise CityGridError("rendered page has no <html> tag to mark as lang=zh-CN")
+    if shell is not None:
+        html = inject_shell(html, shell)
     found = external_urls(html)
     if found:
         raise CityGridError(

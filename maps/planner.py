@@ -23,14 +23,20 @@ ZONE_TYPE_ZH = {"morning_market": "早市", "night_market": "夜市",
                 "seasonal_produce": "应季瓜果自产", "convenience_point": "便民服务点",
                 "featured_outdoor": "特色外摆"}
 ZONE_STATUS_ZH = {"draft": "草稿", "approved": "已批准", "retired": "已撤销"}
+# Zone history actions (gis.zones.service records these) as a person reads them.
+ZONE_ACTION_ZH = {"create": "新建", "update": "修改", "approve": "批准", "retire": "撤销",
+                  "split": "分割"}
 STREET_CLASS_ZH = {"demonstration": "示范街", "managed": "规范街", "commercial": "商业街",
                    "other": "其他道路"}
 SITE_KIND_ZH = {"school_gate": "学校大门", "kindergarten": "幼儿园", "hospital": "医院",
                 "metro_exit": "地铁出入口", "fire_lane": "消防通道"}
-STREET_COLORS = {"demonstration": "#e41a1c", "managed": "#377eb8", "commercial": "#ff7f00",
+# Red is kept for what the check finds wrong (VIOLATION_COLOR); no two things a planner must
+# tell apart share a hue family (示范街 purple, 消防通道 near-black, 规范街 blue, 地铁出入口 green).
+STREET_COLORS = {"demonstration": "#8e24aa", "managed": "#1e88e5", "commercial": "#fb8c00",
                  "other": "#999999"}
-SITE_COLORS = {"school_gate": "#6a3d9a", "kindergarten": "#cab2d6", "hospital": "#b15928",
-               "metro_exit": "#1f78b4", "fire_lane": "#e31a1c"}
+SITE_COLORS = {"school_gate": "#795548", "kindergarten": "#cab2d6", "hospital": "#f9a825",
+               "metro_exit": "#2e7d32", "fire_lane": "#212121"}
+VIOLATION_COLOR = "#d50000"
 ZONE_COLORS = {"morning_market": "#33a02c", "night_market": "#6a3d9a",
                "seasonal_produce": "#ff7f00", "convenience_point": "#1f78b4",
                "featured_outdoor": "#b15928"}
@@ -82,7 +88,7 @@ class PlannerTools(JSCSSMixin, PageTools):
 def planner_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, float],
                 title: str = "摊群点规划", limits: dict[str, Any] | None = None,
                 api_base: str = "", m: folium.Map | None = None,
-                zoom_start: int = 15) -> folium.Map:
+                zoom_start: int = 15, time_zone: str = "Asia/Shanghai") -> folium.Map:
     """Add the planner (layers keyed districts/roads/sensitive_sites/stall_zones) to a map."""
     if m is None:
         # No tiles: government networks have no tile server; outlines and roads are the map.
@@ -92,10 +98,11 @@ def planner_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float, 
             for name in ("districts", "roads", "sensitive_sites", "stall_zones")}
     config = {
         "apiBase": api_base.rstrip("/"), "title": title, "limits": limits or {},
-        "labels": {"zone_type": ZONE_TYPE_ZH, "status": ZONE_STATUS_ZH,
+        "timeZone": time_zone,
+        "labels": {"zone_type": ZONE_TYPE_ZH, "status": ZONE_STATUS_ZH, "action": ZONE_ACTION_ZH,
                    "street_class": STREET_CLASS_ZH, "site_kind": SITE_KIND_ZH, "rule": RULE_ZH},
         "colors": {"street_class": STREET_COLORS, "site_kind": SITE_COLORS,
-                   "zone_type": ZONE_COLORS},
+                   "zone_type": ZONE_COLORS, "violation": VIOLATION_COLOR},
         "drawLocal": DRAW_LOCAL_ZH, "center": list(center), "bounds": _bounds(layers),
     }
     m.add_child(PlannerTools(data=data, config=config), name="planner_tools")

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 from api.auth import TOKEN_COOKIE, AdminDep, OptionalUserDep, StaffDep
 from api.deps import PagingDep, SessionDep, SettingsDep
 from api.params import SaneDatetime
+from api.shell import page_paths, role_label
 from gis.access import auth
 from gis.access.audit import read_audit, record_sign_in
 from gis.access.auth import User
 from gis.access.throttle import KeyThrottle, LoginThrottle
 from gis.platform.errors import AuthenticationError
 from gis.platform.settings import ApiSettings, Settings
+from maps.shell import home_for, nav_for
 
 router = APIRouter(tags=["auth"])
 logger = logging.getLogger("citygrid.api.auth")
@@ -43,14 +45,24 @@ class TokenOut(BaseModel):
     role: str
 
 
+class NavLink(BaseModel):
+    """A page of the app shell's navigation."""
+
+    path: str
+    label: str
+
+
 class MeOut(BaseModel):
-    """The signed-in user."""
+    """The signed-in user, with the city, their landing page and navigation (app shell)."""
 
     username: str
     role: str
     role_zh: str
     display_name: str
     owner_name: str | None
+    city: str
+    home: str
+    nav: list[NavLink]
 
 
 class AuditEntry(BaseModel):
@@ -208,7 +220,12 @@ def login(request: Request, session: SessionDep, settings: SettingsDep,
                                 status_code=303)
     token = auth.issue_token(session, user=user)
     session.commit()
-    response = RedirectResponse(_safe_next(next_path), status_code=303)
+    # The plain form (next "/") lands on the role's main page; a page that sent the user to
+    # sign in gets them back.
+    target = _safe_next(next_path)
+    if target == "/":
+        target = home_for(user.role, page_paths(request.app))
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(TOKEN_COOKIE, token, max_age=int(auth.DEFAULT_TOKEN_HOURS * 3600),
                         httponly=True, samesite="strict", path="/",
                         secure=settings.api.secure_cookies)
@@ -232,11 +249,15 @@ def logout(request: Request, session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/auth/me", response_model=MeOut, summary="The signed-in user")
-def me(user: StaffDep) -> MeOut:
-    """Who the token belongs to, and their role."""
+def me(request: Request, user: StaffDep, settings: SettingsDep) -> MeOut:
+    """Who the token belongs to, their role, landing page and the pages they are offered."""
+    available = page_paths(request.app)
     return MeOut(username=user.username, role=user.role,
-                 role_zh=auth.ROLE_LABELS_ZH[user.role], display_name=user.display_name,
-                 owner_name=user.owner_name)
+                 role_zh=role_label(user.role), display_name=user.display_name or user.username,
+                 owner_name=user.owner_name, city=settings.city.name,
+                 home=home_for(user.role, available),
+                 nav=[NavLink(path=p.path, label=p.label)
+                      for p in nav_for(user.role, available)])
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)

@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.auth import PlannerDep, staff_only
+from api.auth import PlannerDep, StaffDep, staff_only
 from api.deps import SessionDep, SettingsDep
 from api.params import SaneDatetime
 from api.routes.pages import invalidate_pages
+from api.shell import shell_for
 from gis.platform.errors import InvalidInputError
 from gis.zones import service
 from gis.zones.errors import InvalidZoneGeometryError, ZoneRulesError
@@ -242,10 +243,12 @@ def zone_versions(zone_id: ZoneId, session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/planner", response_class=HTMLResponse, summary="摊群点规划 (planner page)")
-def planner_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def planner_page(request: Request, session: SessionDep, settings: SettingsDep,
+                 user: StaffDep) -> HTMLResponse:
     """The planner map: draw a zone, fill the form, save, see violations; offline assets."""
     rules = get_rules(request)
     m = planner_map(planner_layers(session), center=settings.city.center,
                     title=f"{settings.city.name} 摊群点规划",
-                    limits=rules.model_dump(mode="json"))
-    return HTMLResponse(render_html(m, title=f"{settings.city.name} 摊群点规划"))
+                    limits=rules.model_dump(mode="json"), time_zone=settings.city.time_zone)
+    return HTMLResponse(render_html(m, title=f"{settings.city.name} 摊群点规划",
+                                    shell=shell_for(request, user, settings)))

@@ -18,6 +18,16 @@ function merge(target, source) {
   return target;
 }
 function api(path) { return CONFIG.apiBase + path; }
+// A timestamp with offset as the city reads it: its time zone, 24-hour, "2026-06-01 19:30".
+var cityClock = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: CONFIG.timeZone, hourCycle: "h23", year: "numeric", month: "2-digit",
+  day: "2-digit", hour: "2-digit", minute: "2-digit"});
+function cityTime(iso) {
+  var parts = {};
+  cityClock.formatToParts(new Date(iso)).forEach(function (x) { parts[x.type] = x.value; });
+  return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
+}
+
 function label(kind, value) { return (labels[kind] && labels[kind][value]) || value; }
 function table(rows) {
   return '<table class="cg-popup">' + rows.map(function (r) {
@@ -175,7 +185,7 @@ legend.onAdd = function () {
     html += '<div><i style="background:' + colors.site_kind[k] + '"></i>' +
             esc(label("site_kind", k)) + "</div>";
   });
-  html += '<b>检查问题</b><div><i style="background:#d50000"></i>违规部分</div>';
+  html += '<b>检查问题</b><div><i style="background:' + colors.violation + '"></i>违规部分</div>';
   div.innerHTML = html;
   return div;
 };
@@ -240,8 +250,8 @@ function fillForm(p) {
   document.querySelectorAll('input[name="day"]').forEach(function (c) {
     c.checked = slot.days.indexOf(parseInt(c.value, 10)) >= 0;
   });
-  $("cg-start").value = slot.start;
-  $("cg-end").value = slot.end;
+  $("cg-start").value = (slot.start || "").slice(0, 5);
+  $("cg-end").value = (slot.end || "").slice(0, 5);
   var season = (p.seasons || [])[0] || {};
   $("cg-season-from").value = season.from || "";
   $("cg-season-to").value = season.to || "";
@@ -258,24 +268,33 @@ function currentFeature() {
 
 function paintViolations(list) {
   clearViolations();
-  var ul = $("cg-violations");
+  var ul = $("cg-violations"), seen = {}, listed = 0;
   list.forEach(function (v) {
     var p = v.properties;
     var layer = L.geoJSON(v, {
-      style: {color: "#d50000", weight: 3, fillColor: "#ff1744", fillOpacity: 0.55},
+      style: {color: colors.violation, weight: 3, fillColor: colors.violation, fillOpacity: 0.45},
       pointToLayer: function (f, ll) {
-        return L.circleMarker(ll, {radius: 8, color: "#d50000", fillOpacity: 0.8});
+        return L.circleMarker(ll, {radius: 8, color: colors.violation, fillOpacity: 0.8});
       }
     }).bindTooltip(esc(p.message_zh)).addTo(violationLayer);
+    // The same rule broken with the same words (a street in several pieces) is one line in
+    // the list; clicking it shows every piece.
+    var key = p.rule + "\u0000" + p.message_zh;
+    if (seen[key]) { seen[key].push(layer); return; }
+    var pieces = seen[key] = [layer];
+    listed += 1;
     var li = document.createElement("li");
     li.className = "cg-violation";
     li.setAttribute("data-rule", p.rule);
     li.innerHTML = '<span class="cg-rule">' + esc(label("rule", p.rule)) + "</span>：" +
       esc(p.message_zh);
     li.title = p.message_en;
-    li.addEventListener("click", function () { map.fitBounds(layer.getBounds().pad(0.5)); });
+    li.addEventListener("click", function () {
+      map.fitBounds(L.featureGroup(pieces).getBounds().pad(0.5));
+    });
     ul.appendChild(li);
   });
+  return listed;
 }
 function offerRepair(body) {
   var box = $("cg-result");
@@ -312,13 +331,14 @@ function send(method, path, body) {
 function handleRefusal(res) {
   var box = $("cg-result");
   if (res.body.violations) {
-    paintViolations(res.body.violations);
-    setResult(box, "bad", "未通过检查：" + res.body.violations.length + " 项问题，未保存");
+    var problems = paintViolations(res.body.violations);
+    setResult(box, "bad", "未通过检查：" + problems + " 项问题，未保存");
   } else if (res.body.reason) {
     offerRepair(res.body);
   } else {
-    setResult(box, "bad", "未保存：" + (typeof res.body.detail === "string"
-      ? res.body.detail : JSON.stringify(res.body.detail)));
+    // The API's Chinese message (api/errors.py); the English detail stays as a tooltip.
+    setResult(box, "bad", "未保存：" + (res.body.message_zh || "请求被拒绝（" + res.status + "）"));
+    box.title = typeof res.body.detail === "string" ? res.body.detail : "";
   }
 }
 
@@ -349,10 +369,10 @@ $("cg-check").addEventListener("click", function () {
   if (!f) { setResult(box, "bad", "请先在地图上画出摊群点"); return; }
   send("POST", "/zones/check", f).then(function (res) {
     if (res.status !== 200) { handleRefusal(res); return; }
-    paintViolations(res.body.violations);
+    var problems = paintViolations(res.body.violations);
     setResult(box, res.body.passed ? "ok" : "bad", res.body.passed
       ? "检查通过（面积 " + res.body.area_m2 + " 平方米）"
-      : "未通过检查：" + res.body.violations.length + " 项问题");
+      : "未通过检查：" + problems + " 项问题");
   });
 });
 $("cg-clear").addEventListener("click", function () {
@@ -400,8 +420,8 @@ map.on("popupopen", function (e) {
           .then(function (fc) {
             setResult(box, "", "#" + id + " 历史：" + fc.features.map(function (v) {
               var p = v.properties;
-              return "v" + p.version + " " + p.action + " " + label("status", p.status) +
-                " " + p.changed_by + " " + p.changed_at.slice(0, 16).replace("T", " ");
+              return "v" + p.version + " " + label("action", p.action) + " " +
+                label("status", p.status) + " " + p.changed_by + " " + cityTime(p.changed_at);
             }).join("；"));
           });
       }
@@ -411,8 +431,12 @@ map.on("popupopen", function (e) {
 
 // ---- time picker -------------------------------------------------------------------------------
 function showActive() {
-  var at = $("cg-at").value, box = $("cg-at-result");
-  if (!at) { setResult(box, "bad", "请选择时刻"); return; }
+  var typed = $("cg-at").value.trim().replace(" ", "T"), box = $("cg-at-result");
+  if (!/^\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d$/.test(typed)) {
+    setResult(box, "bad", "请按 2026-06-01 19:30 的格式填写时刻（24 小时制）");
+    return;
+  }
+  var at = typed;
   var url = "/zones/active?at=" + encodeURIComponent(at) +
             ($("cg-drafts").checked ? "&include_drafts=true" : "");
   fetch(api(url)).then(function (r) { return r.json(); }).then(function (fc) {

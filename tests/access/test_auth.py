@@ -173,8 +173,10 @@ def test_token_and_cookie_login_logout(client: TestClient, two_grids: Engine) ->
     assert good.status_code == 200 and good.json()["role"] == "dispatcher"
     headers = {"Authorization": f"Bearer {good.json()['access_token']}"}
     me = client.get("/auth/me", headers=headers).json()
-    assert me == {"username": "x-login", "role": "dispatcher", "role_zh": "调度员",
-                  "display_name": "调度员 测试", "owner_name": None}
+    assert {k: me[k] for k in ("username", "role", "role_zh", "display_name", "owner_name")} == {
+        "username": "x-login", "role": "dispatcher", "role_zh": "调度员",
+        "display_name": "调度员 测试", "owner_name": None}
+    assert me["home"] == "/dispatch" and {"path": "/dispatch", "label": "调度台"} in me["nav"]
     assert count(two_grids, "SELECT count(*) FROM api_tokens WHERE token_sha256 = :t",
                  t=good.json()["access_token"]) == 0  # only the hash is stored
     assert client.post("/auth/logout", headers=headers).status_code == 204
@@ -191,7 +193,8 @@ def test_token_and_cookie_login_logout(client: TestClient, two_grids: Engine) ->
         assert wrong.headers["location"].startswith("/login?error=1")
         offsite = browser.post("/auth/login", data={"username": "x-login",
                                                     "password": PASSWORD, "next": "//evil.example"})
-        assert offsite.headers["location"] == "/"  # never an open redirect
+        # Never an open redirect: the role's main page instead (maps/shell.py ROLE_HOME).
+        assert offsite.headers["location"] == "/dispatch"
         cookie = offsite.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie
         assert browser.get("/cases").status_code == 200

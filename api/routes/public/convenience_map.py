@@ -213,5 +213,6 @@ def public_page(request: Request, session: PublicSessionDep, settings: SettingsD
         center=city.center,
         at=local.isoformat(timespec="minutes"), at_fixed="at" in request.query_params,
         title=f"{city.name} 便民服务地图", api_base=str(request.scope.get("root_path", "")))
-    return HTMLResponse(render_html(m, title=f"{city.name} 便民服务地图"),
+    # Anonymous page: no staff app shell (shell=None).
+    return HTMLResponse(render_html(m, title=f"{city.name} 便民服务地图", shell=None),
                         headers={"Cache-Control": "no-cache"})
