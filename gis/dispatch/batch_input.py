@@ -91,6 +91,15 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def _numbers(raw: pd.Series, name: str, reason: Any) -> np.ndarray:
+    values = _parsed_numbers(raw, name, reason)
+    # inf / 1e999 parse as numbers; named here, or they surface later as "(nan, nan)".
+    infinite = np.isinf(values) & (reason == "").to_numpy()
+    reason[infinite] = [f"{name} {v!r} is not a finite number"
+                        for v in raw[infinite].astype(str).str.strip()]
+    return values
+
+
+def _parsed_numbers(raw: pd.Series, name: str, reason: Any) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(raw):  # already numbers (a DataFrame, not a file)
         values = raw.to_numpy(dtype=np.float64)
         reason[np.isnan(values) & (reason == "").to_numpy()] = "missing coordinates"

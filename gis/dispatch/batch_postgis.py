@@ -172,7 +172,8 @@ def route_chunk(conn: Connection, prepared: pd.DataFrame, *,
     per_degree = 111_320.0 * max(math.cos(math.radians(max(city.bbox[1::2]))), 0.01)
     params = {"epsg": city.metric_epsg, "edge_deg": settings.boundary_m * 1.01 / per_degree,
               "link_deg": settings.component_link_m * 1.01 / per_degree,
-              "link_m": settings.component_link_m}
+              "link_m": settings.component_link_m,
+              "snap_reach_m": settings.max_snap_m + settings.boundary_m}
     found: dict[str, int] = {}
     for label, statement in PREPARE_SQL:
         if label in FILLS_GAPS_OF and found.get(FILLS_GAPS_OF[label]) == len(prepared):

@@ -103,6 +103,18 @@ PREPARE_SQL: list[tuple[str, str]] = [
                                WHERE ST_DWithin(c.geom, g, :edge_deg) OFFSET 0) p
            JOIN route_hits h ON h.idx = p.idx AND h.code <> c.code AND NOT h.snapped) n
        ORDER BY idx, dist, code"""),
+    # Points snapped from just outside: the nearest other grid by KNN as single routing finds
+    # it, kept within :snap_reach_m (max_snap_m + boundary_m) so near_boundary and
+    # nearest_other_grid agree with POST /route (they were missing for snapped rows).
+    ("near boundary (snapped)", f"""INSERT INTO route_near
+       SELECT h.idx, k.code, k.dist FROM route_hits h
+       JOIN route_points p ON p.idx = h.idx
+       CROSS JOIN LATERAL (
+           SELECT n.code, ST_Distance(n.geom::geography, p.g::geography) AS dist
+           FROM (SELECT code, geom FROM grid_cells WHERE code <> h.code
+                 ORDER BY geom <-> p.g LIMIT {_KNN_CANDIDATES}) n
+           ORDER BY 2, 1 LIMIT 1) k
+       WHERE h.snapped AND k.dist <= :snap_reach_m"""),
     # Candidate stall zones (opening hours are checked in Python, on few rows).
     ("stall zones", """CREATE TEMP TABLE route_zones ON COMMIT DROP AS
        SELECT p.idx, array_agg(z.id ORDER BY z.id) AS ids FROM stall_zones z
@@ -139,7 +151,8 @@ PREPARE_SQL: list[tuple[str, str]] = [
 
 # Statements that only fill the gaps the one before left; skipped when it found every point
 # (the usual case: the anti-join alone costs ~0.5 s per 1M points).
-FILLS_GAPS_OF = {"snapped grid": "containing grid", "station fallback": "nearest station"}
+FILLS_GAPS_OF = {"snapped grid": "containing grid", "station fallback": "nearest station",
+                 "near boundary (snapped)": "containing grid"}
 
 # One row per routed point: hash joins on idx, plus the owner valid on the point's local day
 # (ids only: names are looked up in Python from a few thousand rows, not sent 1M times).

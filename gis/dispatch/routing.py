@@ -306,6 +306,9 @@ def route_point(session: Session, *, x: float, y: float, crs: str = "wgs84", at:
     """Route one complaint at (x, y) in `crs` reported at `at` (see the module docstring)."""
     city = city or CitySettings()
     tag = normalise_crs(crs)
+    for name, value in (("x", x), ("y", y)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(f"{name} {value!r} is not a finite number")
     check_category(category_type, category_code, component_code)
     lon, lat = to_wgs84(x, y, tag)
     local = local_time(at, settings)

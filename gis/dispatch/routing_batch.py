@@ -10,7 +10,9 @@ that could not be routed. `batch_postgis.locate_grids` is the containment step a
 
 Rules as in gis.dispatch.routing, with one difference: the nearest *other* grid is reported
 only when it lies within `boundary_m` (that is all `near_boundary` needs, and it keeps the
-search to a small window instead of a nearest-neighbour scan for every point).
+search to a small window instead of a nearest-neighbour scan for every point); for a point
+snapped from just outside, within `max_snap_m + boundary_m`. A coordinate that is not a
+finite number (inf, 1e999) is refused with that reason.
 
 The steps: gis.dispatch.batch_input reads and checks the rows, gis.dispatch.batch_postgis
 routes them chunk by chunk with the statements of gis.dispatch.batch_sql; this module joins

@@ -107,6 +107,18 @@ def route_chunk_indexed(conn: Connection, prepared: pd.DataFrame, *,
     other = np.full(len(lon), -1, dtype=np.int64)
     other_dist = np.full(len(lon), np.nan)
     other[inside], other_dist[inside] = other_no, other_m
+    # Snapped points: the nearest other grid within max_snap_m + boundary_m of the point, as
+    # the SQL path and single routing give it. Any such grid lies within that plus the snap
+    # distance of the snapped grid, hence the wider neighbour reach.
+    outside_pts = np.flatnonzero(snapped)
+    if len(outside_pts):
+        reach_m = settings.max_snap_m + settings.boundary_m
+        far_no, far_m = index.nearest_other(
+            lon[outside_pts], lat[outside_pts], grid_no[outside_pts],
+            (reach_m + settings.max_snap_m) * 1.01 / per_degree)
+        keep = far_m <= reach_m
+        other[outside_pts] = np.where(keep, far_no, -1)
+        other_dist[outside_pts] = np.where(keep, far_m, np.nan)
     clock.lap("index: near boundary")
     zones = index.zones_at(lon, lat)
     clock.lap("index: stall zones")
