@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
+from api.errors_zh import ChineseErrorsMiddleware
 from api.idempotency import install_idempotency
 from api.input_guard import InputGuardMiddleware
 from api.limits import BodySizeLimitMiddleware
@@ -30,6 +31,7 @@ from api.routes.access import login_throttle
 from api.routes.dispatch import cases, routing
 from api.routes.dispatch import media as case_media
 from api.routes.public import convenience_map as public
+from api.routes.public import geocode as public_geocode
 from api.routes.public import open311
 from api.routes.public import resident_report
 from api.security_headers import SecurityHeadersMiddleware
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(zones.router)
     app.include_router(analysis.router)
     app.include_router(hotspots.router)
+    app.include_router(public_geocode.router)
     app.include_router(public.router)
     app.include_router(open311.router)
     app.include_router(resident_report.router)
@@ -104,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # go on every answer, the refusals above included (added last: outermost).
     app.add_middleware(CsrfMiddleware, settings=settings.api)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    # Outermost: every JSON error above, refusals included, gets its zh-CN message_zh.
+    app.add_middleware(ChineseErrorsMiddleware)
     document_errors(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
