@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import pandas as pd
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from api.analysis_cache import cached, stamp
 from api.auth import staff_only
 from api.deps import BBoxDep, SessionDep, SettingsDep
 from api.params import SaneDate, SaneDatetime
@@ -32,9 +34,10 @@ from gis.analysis.dark_street_summary import (
     summarise_dark_streets,
 )
 from gis.analysis.indicators import count_indicators, indicator_table
-from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES
+from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES, ReportData
 from gis.analysis.reports import build_report
-from gis.analysis.station_coverage import run_coverage, summarise_coverage
+from gis.analysis.result_cache import CachedResult
+from gis.analysis.station_coverage import CoverageRun, run_coverage, summarise_coverage
 from gis.platform.errors import InvalidInputError
 from gis.platform.settings import Settings
 from layers.query import count_features, read_layer
@@ -179,11 +182,22 @@ def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
     return GeoJSONResponse(body.model_dump())
 
 
-def _dark_streets(session: Session, settings: Settings, params: DarkStreetParams,
-                  bbox: BBox | None) -> DarkStreetRun:
-    return run_dark_streets(session, method=params.method, threshold_m=params.threshold_m,
-                            step_m=params.step_m, bbox=bbox,
-                            metric_epsg=settings.city.metric_epsg)
+def _dark_streets(request: Request, session: Session, settings: Settings,
+                  params: DarkStreetParams, bbox: BBox | None) -> CachedResult[DarkStreetRun]:
+    return cached(request, session, "dark_streets",
+                  (params.method, params.threshold_m, params.step_m, bbox),
+                  lambda: run_dark_streets(session, method=params.method,
+                                           threshold_m=params.threshold_m,
+                                           step_m=params.step_m, bbox=bbox,
+                                           metric_epsg=settings.city.metric_epsg))
+
+
+def _coverage(request: Request, session: Session, settings: Settings, params: CoverageParams,
+              bbox: BBox | None) -> CachedResult[CoverageRun]:
+    return cached(request, session, "coverage", (params.threshold_m, params.method, bbox),
+                  lambda: run_coverage(session, threshold_m=params.threshold_m,
+                                       method=params.method, bbox=bbox,
+                                       metric_epsg=settings.city.metric_epsg))
 
 
 def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
@@ -198,35 +212,36 @@ def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
 
 @router.get("/analysis/dark-streets", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="亮灯死角 (dark street gaps)")
-def dark_streets(session: SessionDep, settings: SettingsDep, params: DarkStreetDep,
-                 bbox: BBoxDep) -> GeoJSONResponse:
+def dark_streets(request: Request, session: SessionDep, settings: SettingsDep,
+                 params: DarkStreetDep, bbox: BBoxDep) -> Response:
     """The dark stretches themselves (beyond `threshold_m` from every working light)."""
-    run = _dark_streets(session, settings, params, bbox.bounds())
+    result = _dark_streets(request, session, settings, params, bbox.bounds())
+    run = result.value
     summary = (run.by_class if params.by == "street_class"
                else summarise_dark_streets(run.stretches, by=params.by))
-    return _collection(run.stretches, summary, {**params.__dict__, "bbox": bbox.bbox},
-                       about=run.about)
+    return stamp(_collection(run.stretches, summary, {**params.__dict__, "bbox": bbox.bbox},
+                             about=run.about), result)
 
 
 @router.get("/analysis/coverage-gaps", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="工作站服务盲区 (station coverage gaps)")
-def coverage_gaps(session: SessionDep, settings: SettingsDep, params: CoverageDep,
-                  bbox: BBoxDep) -> GeoJSONResponse:
+def coverage_gaps(request: Request, session: SessionDep, settings: SettingsDep,
+                  params: CoverageDep, bbox: BBoxDep) -> Response:
     """Unit grids with network and straight distance to the nearest station, review flags."""
-    run = run_coverage(session, threshold_m=params.threshold_m, method=params.method,
-                       bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
+    result = _coverage(request, session, settings, params, bbox.bounds())
+    run = result.value
     cells = run.cells
     summary = summarise_coverage(cells, by=params.by)
     if params.gaps_only:
         cells = cells[~cells["covered"]]
-    return _collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox},
-                       about=run.about, network=run.network)
+    return stamp(_collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox},
+                             about=run.about, network=run.network), result)
 
 
 @router.get("/analysis/cover-risk", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="井盖隐患 (damaged / missing covers)")
 def cover_risk(
-    session: SessionDep, bbox: BBoxDep,
+    request: Request, session: SessionDep, bbox: BBoxDep,
     by: Annotated[Literal["cover_class", "owner", "district_code"], Query(
         description="summary grouping")] = "cover_class",
     damaged_high_after_h: Annotated[float, Query(ge=0, le=8784, description="hours after "
@@ -237,13 +252,23 @@ def cover_risk(
                                                    "before)")] = 4,
 ) -> GeoJSONResponse:
     """Covers in use that are damaged or missing, riskiest first, and a summary."""
-    risks, about = _cover_risks(session, bbox, damaged_high_after_h, damaged_medium_after_h)
+    result = _cover_risks(request, session, bbox, damaged_high_after_h, damaged_medium_after_h)
+    risks, about = result.value
     summary = summarise_cover_risks(risks, by=by) if not risks.empty else pd.DataFrame()
-    return _collection(risks, summary, {"by": by, **about.parameters}, about=about)
+    return stamp(_collection(risks, summary, {"by": by, **about.parameters}, about=about),
+                 result)
 
 
-def _cover_risks(session: Session, bbox: Any, high_h: float = 24, medium_h: float = 4
-                 ) -> tuple[gpd.GeoDataFrame, AnalysisAbout]:
+def _cover_risks(request: Request, session: Session, bbox: Any, high_h: float = 24,
+                 medium_h: float = 4
+                 ) -> CachedResult[tuple[gpd.GeoDataFrame, AnalysisAbout]]:
+    # Hours waited grow with the clock: reused for analysis_cache_seconds at most.
+    return cached(request, session, "cover_risk", (bbox.bbox, high_h, medium_h),
+                  lambda: _find_cover_risks(session, bbox, high_h, medium_h), clock=True)
+
+
+def _find_cover_risks(session: Session, bbox: Any, high_h: float, medium_h: float
+                      ) -> tuple[gpd.GeoDataFrame, AnalysisAbout]:
     as_of = now_in_china()
     risks = find_cover_risks(session, as_of=as_of, bbox=bbox.bounds(),
                              damaged_high_after_h=high_h, damaged_medium_after_h=medium_h)
@@ -257,7 +282,7 @@ def _cover_risks(session: Session, bbox: Any, high_h: float = 24, medium_h: floa
 @router.get("/analysis/indicators", response_model=IndicatorsOut,
             summary="考核指标 (indicators with exact denominators)")
 def indicators(
-    session: SessionDep,
+    request: Request, response: Response, session: SessionDep,
     period: Annotated[PeriodName, Query(description="daily, weekly (Mon-Sun), monthly")
                       ] = "weekly",
     day: Annotated[SaneDate | None, Query(description="a day in the period (default today)")
@@ -281,14 +306,22 @@ def indicators(
         chosen = period_containing(period, day or dt.datetime.now(CHINA_TZ).date())
         start, end = chosen.start, chosen.end
     start, end = (t if t.tzinfo else t.replace(tzinfo=CHINA_TZ) for t in (start, end))
-    judged = as_of or min(end, dt.datetime.now(CHINA_TZ))
-    if judged.tzinfo is None:
-        judged = judged.replace(tzinfo=CHINA_TZ)
-    rows = count_indicators(session, start=start, end=end, by=by, as_of=judged, scope=scope,
-                            categories=category, channels=channel)
-    table = indicator_table(rows)
+    def compute() -> tuple[dt.datetime, pd.DataFrame]:
+        judged = as_of or min(end, dt.datetime.now(CHINA_TZ))
+        if judged.tzinfo is None:
+            judged = judged.replace(tzinfo=CHINA_TZ)
+        return judged, indicator_table(count_indicators(
+            session, start=start, end=end, by=by, as_of=judged, scope=scope,
+            categories=category, channels=channel))
+
+    # Judged "now" (no as_of, period running): the figures move with the clock.
+    running = as_of is None and end > dt.datetime.now(CHINA_TZ)
+    key = (start, end, by, as_of, scope, tuple(category or ()), tuple(channel or ()))
+    result = cached(request, session, "indicators", key, compute, clock=running)
+    judged, table = result.value
     definitions = {label: f"{COUNT_LABELS[num]} / {COUNT_LABELS[den]}"
                    for label, num, den in RATES.values()}
+    stamp(response, result)
     return IndicatorsOut(start=start, end=end, as_of=judged, by=by, definitions=definitions,
                          rows=[IndicatorRow(**r) for r in _records(table)])
 
@@ -299,67 +332,101 @@ def _page(html: str) -> HTMLResponse:
 
 @router.get("/analysis/map/dark-streets", response_class=HTMLResponse,
             summary="亮灯死角地图 (page)")
-def dark_streets_page(session: SessionDep, settings: SettingsDep, params: DarkStreetDep,
-                      bbox: BBoxDep) -> HTMLResponse:
+def dark_streets_page(request: Request, session: SessionDep, settings: SettingsDep,
+                      params: DarkStreetDep, bbox: BBoxDep) -> HTMLResponse:
     """Dark stretches on an offline map page, with the method box and dark length per class."""
-    run = _dark_streets(session, settings, params, bbox.bounds())
-    title = f"{settings.city.name} 路灯亮灯死角"
-    m = dark_streets_map(run.stretches, center=settings.city.center, title=title,
-                         threshold_m=params.threshold_m, about=run.about,
-                         context=_context(session, bbox.bounds(), ("districts", "roads")))
-    return _page(render_html(m, title=title))
+    def render() -> str:
+        run = _dark_streets(request, session, settings, params, bbox.bounds()).value
+        title = f"{settings.city.name} 路灯亮灯死角"
+        m = dark_streets_map(run.stretches, center=settings.city.center, title=title,
+                             threshold_m=params.threshold_m, about=run.about,
+                             context=_context(session, bbox.bounds(), ("districts", "roads")))
+        return render_html(m, title=title)
+
+    return _cached_page(request, session, "dark_streets",
+                        (params.method, params.threshold_m, params.step_m, bbox.bbox), render)
 
 
 @router.get("/analysis/map/coverage-gaps", response_class=HTMLResponse,
             summary="工作站服务盲区地图 (page)")
-def coverage_page(session: SessionDep, settings: SettingsDep, params: CoverageDep,
-                  bbox: BBoxDep) -> HTMLResponse:
+def coverage_page(request: Request, session: SessionDep, settings: SettingsDep,
+                  params: CoverageDep, bbox: BBoxDep) -> HTMLResponse:
     """Grids coloured by station coverage on an offline map page."""
-    run = run_coverage(session, threshold_m=params.threshold_m, method=params.method,
-                       bbox=bbox.bounds(), metric_epsg=settings.city.metric_epsg)
-    title = f"{settings.city.name} 社区城管工作站覆盖"
-    m = coverage_map(run.cells, center=settings.city.center, title=title,
-                     threshold_m=params.threshold_m, about=run.about,
-                     stations=read_layer(session, LAYERS["stations"]),
-                     context=_context(session, bbox.bounds(), ("districts", "roads")))
-    return _page(render_html(m, title=title))
+    def render() -> str:
+        run = _coverage(request, session, settings, params, bbox.bounds()).value
+        title = f"{settings.city.name} 社区城管工作站覆盖"
+        m = coverage_map(run.cells, center=settings.city.center, title=title,
+                         threshold_m=params.threshold_m, about=run.about,
+                         stations=read_layer(session, LAYERS["stations"]),
+                         context=_context(session, bbox.bounds(), ("districts", "roads")))
+        return render_html(m, title=title)
+
+    return _cached_page(request, session, "coverage",
+                        (params.threshold_m, params.method, bbox.bbox), render)
 
 
 @router.get("/analysis/map/cover-risk", response_class=HTMLResponse,
             summary="井盖隐患地图 (page)")
-def cover_risk_page(session: SessionDep, settings: SettingsDep, bbox: BBoxDep) -> HTMLResponse:
+def cover_risk_page(request: Request, session: SessionDep, settings: SettingsDep,
+                    bbox: BBoxDep) -> HTMLResponse:
     """Damaged and missing covers by risk on an offline map page, with the method box."""
-    risks, about = _cover_risks(session, bbox)
-    title = f"{settings.city.name} 井盖隐患"
-    m = cover_risk_map(risks, center=settings.city.center, title=title, about=about,
-                       context=_context(session, bbox.bounds(), ("districts",)))
-    return _page(render_html(m, title=title))
+    def render() -> str:
+        risks, about = _cover_risks(request, session, bbox).value
+        title = f"{settings.city.name} 井盖隐患"
+        m = cover_risk_map(risks, center=settings.city.center, title=title, about=about,
+                           context=_context(session, bbox.bounds(), ("districts",)))
+        return render_html(m, title=title)
+
+    return _cached_page(request, session, "cover_risk", (bbox.bbox,), render, clock=True)
+
+
+def _cached_page(request: Request, session: Session, analysis: str, params: tuple[Any, ...],
+                 render: Callable[[], str], *, clock: bool = False) -> HTMLResponse:
+    result = cached(request, session, analysis, ("page", *params), render, clock=clock)
+    return stamp(_page(result.value), result)
 
 
 @router.get("/reports/{period}", response_class=HTMLResponse,
             summary="日报 / 周报 / 月报 (report page)")
 def report_page(
-    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period (default today)")
                    ] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> HTMLResponse:
     """The daily / weekly / monthly report with district and street rankings (HTML)."""
     day = day or dt.datetime.now(CHINA_TZ).date()
-    report = build_report(session, kind=period, day=day, city=settings.city.name, scope=scope)
-    return _page(render_report(report, ReportControls(kind=period, day=day, scope=scope)))
+
+    def render() -> str:
+        report = _report(request, session, settings, period, day, scope).value
+        return render_report(report, ReportControls(kind=period, day=day, scope=scope))
+
+    return _cached_page(request, session, "report", (period, day, scope), render,
+                        clock=_running(period, day))
+
+
+def _report(request: Request, session: Session, settings: Settings, period: str,
+            day: dt.date, scope: str | None) -> CachedResult[ReportData]:
+    return cached(request, session, "report", (period, day, scope),
+                  lambda: build_report(session, kind=period, day=day, city=settings.city.name,
+                                       scope=scope), clock=_running(period, day))
+
+
+def _running(period: str, day: dt.date) -> bool:
+    # A finished period is judged as of its end (one as_of rule): only its data can change it.
+    return period_containing(period, day).end > dt.datetime.now(CHINA_TZ)
 
 
 @router.get("/reports/{period}/report.xlsx", summary="报表 Excel 下载 (XLSX)",
             responses={200: {"content": {XLSX: {}}}}, response_class=Response)
 def report_workbook(
-    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:
     """The same report as an Excel workbook, one sheet per table."""
     day = day or dt.datetime.now(CHINA_TZ).date()
-    report = build_report(session, kind=period, day=day, city=settings.city.name, scope=scope)
+    report = _report(request, session, settings, period, day, scope).value
     return Response(report_xlsx(report), media_type=XLSX,
                     headers=_download(f"report-{period}-{day.isoformat()}.xlsx"))
 
@@ -367,13 +434,13 @@ def report_workbook(
 @router.get("/reports/{period}/report.pdf", summary="报表 PDF 下载 (printable)",
             responses={200: {"content": {"application/pdf": {}}}}, response_class=Response)
 def report_document(
-    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:
     """The same report as an A4 PDF (tables and trend chart)."""
     day = day or dt.datetime.now(CHINA_TZ).date()
-    report = build_report(session, kind=period, day=day, city=settings.city.name, scope=scope)
+    report = _report(request, session, settings, period, day, scope).value
     return Response(report_pdf(report), media_type="application/pdf",
                     headers=_download(f"report-{period}-{day.isoformat()}.pdf"))
 
@@ -386,12 +453,12 @@ def _download(filename: str) -> dict[str, str]:
 @router.get("/reports/{period}/trend.png", summary="趋势图 (PNG)",
             responses={200: {"content": {"image/png": {}}}}, response_class=Response)
 def report_trend(
-    period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:
     """The report's trend chart alone, as PNG."""
-    report = build_report(session, kind=period, day=day or dt.datetime.now(CHINA_TZ).date(),
-                          city=settings.city.name, scope=scope)
+    report = _report(request, session, settings, period,
+                     day or dt.datetime.now(CHINA_TZ).date(), scope).value
     png = trend_chart(report.trend, title=f"{settings.city.name} {PERIOD_LABELS[period]}趋势")
     return Response(png, media_type="image/png")

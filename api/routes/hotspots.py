@@ -12,16 +12,25 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
+from api.analysis_cache import cached, stamp
 from api.auth import staff_only
 from api.deps import BBoxDep, SessionDep, SettingsDep
 from api.params import SaneDatetime
-from api.routes.analysis import AnalysisFeatures, GeoJSONResponse, _collection, _context, _page
+from api.routes.analysis import (
+    AnalysisFeatures,
+    GeoJSONResponse,
+    _cached_page,
+    _collection,
+    _context,
+)
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.gi_star import DEFAULT_MIN_CASES, DEFAULT_PERMUTATIONS, DEFAULT_SEED
 from gis.analysis.hotspots import HotspotResult, find_hotspots
+from gis.analysis.result_cache import CachedResult
 from gis.platform.errors import InvalidInputError
 from layers.query import read_layer
 from layers.registry import LAYERS
@@ -71,7 +80,20 @@ class HotspotParams:
 HotspotDep = Annotated[HotspotParams, Depends()]
 
 
-def _run(session: SessionDep, params: HotspotParams, bbox: BBoxDep) -> HotspotResult:
+def _run(request: Request, session: Session, params: HotspotParams,
+         bbox: BBoxDep) -> CachedResult[HotspotResult]:
+    # A window ending "now" moves with the clock: reused for analysis_cache_seconds at most.
+    return cached(request, session, "hotspots", (_key(params), bbox.bbox),
+                  lambda: _find(session, params, bbox), clock=params.end is None)
+
+
+def _key(params: HotspotParams) -> tuple[object, ...]:
+    """The parameters as a hashable key (lists become tuples)."""
+    return tuple((k, tuple(v) if isinstance(v, list) else v)
+                 for k, v in sorted(params.__dict__.items()))
+
+
+def _find(session: Session, params: HotspotParams, bbox: BBoxDep) -> HotspotResult:
     start, end = params.window()
     return find_hotspots(session, start=start, end=end, area_code=params.area,
                          bbox=bbox.bounds(), categories=params.category,
@@ -83,29 +105,36 @@ def _run(session: SessionDep, params: HotspotParams, bbox: BBoxDep) -> HotspotRe
 
 @router.get("/analysis/hotspots", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="投诉热点区域 (Gi* on H3 cells)")
-def hotspots(session: SessionDep, params: HotspotDep, bbox: BBoxDep) -> GeoJSONResponse:
+def hotspots(request: Request, session: SessionDep, params: HotspotDep,
+             bbox: BBoxDep) -> GeoJSONResponse:
     """H3 cells of the study area with complaints or a significant class; `about` says how."""
-    run = _run(session, params, bbox)
+    result = _run(request, session, params, bbox)
+    run = result.value
     spots = run.cells
     summary = spots[spots["hotspot"]][["cell", "cases", "repeats", "weight", "z", "p_sim",
                                        "p_fdr", "label"]]
-    return _collection(spots, summary, {**run.about.parameters, "bbox": bbox.bbox},
-                       about=run.about)
+    return stamp(_collection(spots, summary, {**run.about.parameters, "bbox": bbox.bbox},
+                             about=run.about), result)
 
 
 @router.get("/analysis/map/hotspots", response_class=HTMLResponse,
             summary="投诉热点区域地图 (page)")
-def hotspots_page(session: SessionDep, settings: SettingsDep, params: HotspotDep,
-                  bbox: BBoxDep) -> HTMLResponse:
+def hotspots_page(request: Request, session: SessionDep, settings: SettingsDep,
+                  params: HotspotDep, bbox: BBoxDep) -> HTMLResponse:
     """Hotspot neighbourhoods and a heat map of the complaints on an offline map page."""
-    run = _run(session, params, bbox)
-    start, end = params.window()
-    cases = read_layer(session, LAYERS["cases"], bbox=bbox.bounds())
-    if not cases.empty:
-        reported = pd.to_datetime(cases["reported_at"], utc=True)
-        cases = cases[(reported >= start) & (reported < end)]
-    points = list(zip(cases.geometry.x.round(6), cases.geometry.y.round(6), strict=True))
-    title = f"{settings.city.name} 投诉热点区域（近 {params.days} 天）"
-    m = hotspots_map(run.cells, center=settings.city.center, title=title, points=points,
-                     about=run.about, context=_context(session, bbox.bounds(), ("districts",)))
-    return _page(render_html(m, title=title))
+    def render() -> str:
+        run = _run(request, session, params, bbox).value
+        start, end = params.window()
+        cases = read_layer(session, LAYERS["cases"], bbox=bbox.bounds())
+        if not cases.empty:
+            reported = pd.to_datetime(cases["reported_at"], utc=True)
+            cases = cases[(reported >= start) & (reported < end)]
+        points = list(zip(cases.geometry.x.round(6), cases.geometry.y.round(6), strict=True))
+        title = f"{settings.city.name} 投诉热点区域（近 {params.days} 天）"
+        m = hotspots_map(run.cells, center=settings.city.center, title=title, points=points,
+                         about=run.about,
+                         context=_context(session, bbox.bounds(), ("districts",)))
+        return render_html(m, title=title)
+
+    return _cached_page(request, session, "hotspots", (_key(params), bbox.bbox), render,
+                        clock=params.end is None)

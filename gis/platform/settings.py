@@ -119,6 +119,10 @@ class ApiSettings(BaseSettings):
     login_window_min: float = Field(default=15, gt=0)
     login_lockout_s: float = Field(default=30, gt=0)
     login_max_lockout_s: float = Field(default=900, gt=0)
+    # Analysis results reused while their input tables are unchanged (gis.analysis.
+    # result_cache); results that depend on the clock are reused this many seconds at most.
+    analysis_cache_seconds: float = Field(default=300, ge=0)
+    analysis_cache_entries: int = Field(default=64, ge=0)
 
     @field_validator("public_url")
     @classmethod
