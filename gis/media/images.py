@@ -94,8 +94,13 @@ def describe(data: bytes) -> str:
     return "text (text/plain)"
 
 
-def decode(data: bytes, *, max_pixels: int) -> Photo:
-    """Open and fully decode a photo, refusing bombs; EXIF time and GPS read when present."""
+def decode(data: bytes, *, max_pixels: int, draft_px: int | None = None) -> Photo:
+    """Open and fully decode a photo, refusing bombs; EXIF time and GPS read when present.
+
+    `draft_px` lets a JPEG decode at a DCT scale (1/2, 1/4, 1/8) still at least that large
+    on both sides: every byte is still decoded, but thumbnails and public copies cost a
+    fraction of a full-size decode. Width and height stay those of the original.
+    """
     content_type, extension = sniff(data)
     with warnings.catch_warnings():
         # Pillow's own bomb warning is replaced by the explicit limit below.
@@ -107,6 +112,11 @@ def decode(data: bytes, *, max_pixels: int) -> Photo:
                 raise MediaTooLargeError(
                     f"the picture is {width} x {height} pixels ({width * height:,}), over the "
                     f"limit of {max_pixels:,} (CITYGRID_MEDIA_MAX_PIXELS)")
+            if draft_px is not None and content_type == "image/jpeg":
+                # The box the long side must still fill: (draft_px, draft_px * short / long).
+                scale = draft_px / max(width, height)
+                if scale < 1:
+                    image.draft("RGB", (int(width * scale + 0.999), int(height * scale + 0.999)))
             image.load()
         except Image.DecompressionBombError as exc:
             raise MediaTooLargeError(f"the picture is too large to decode: {exc}") from None
@@ -127,16 +137,36 @@ def decode(data: bytes, *, max_pixels: int) -> Photo:
 
 def jpeg_copy(image: Image.Image, *, max_px: int, quality: int = 85) -> bytes:
     """An upright JPEG no larger than max_px on its long side, with no metadata at all."""
+    return _encode(_upright_rgb(image, max_px), quality)
+
+
+def derived_copies(image: Image.Image, *, public_px: int, thumb_px: int) -> tuple[bytes, bytes]:
+    """(public copy, thumbnail) as metadata-free JPEGs; the thumbnail drawn from the copy.
+
+    Scaling the full photo once and the small copy again costs about half of scaling the
+    full photo twice (bench/media.py).
+    """
+    public = _upright_rgb(image, public_px)
+    thumb = public.copy()
+    thumb.thumbnail((thumb_px, thumb_px), Image.Resampling.BICUBIC)
+    return _encode(public, 85), _encode(thumb, 80)
+
+
+def _upright_rgb(image: Image.Image, max_px: int) -> Image.Image:
     try:
         upright = ImageOps.exif_transpose(image)
     except Exception:  # a malformed orientation tag: keep the pixels as stored
         upright = image
     upright = upright.convert("RGB")
-    upright.thumbnail((max_px, max_px))
+    # reducing_gap: a cheap integer reduce() first, then BICUBIC for the rest.
+    upright.thumbnail((max_px, max_px), Image.Resampling.BICUBIC, reducing_gap=2.0)
     # A new image from the pixels alone: nothing of the original's info dict can follow.
-    clean = Image.frombytes("RGB", upright.size, upright.tobytes())
+    return Image.frombytes("RGB", upright.size, upright.tobytes())
+
+
+def _encode(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
-    clean.save(out, format="JPEG", quality=quality, optimize=True)
+    image.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

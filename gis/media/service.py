@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from gis.dispatch.cases import resolve_case_id
 from gis.media.errors import MediaTooLargeError
-from gis.media.images import decode, jpeg_copy, sniff
+from gis.media.images import decode, derived_copies, sniff
 from gis.media.store import MediaStore
 from gis.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from gis.platform.settings import MediaSettings
@@ -119,10 +119,12 @@ def add_media(session: Session, store: MediaStore, *, case_ref: str, stage: str,
     if count >= settings.max_per_case:
         raise ConflictError(f"case {case_ref!r} already has {count} photos, the limit "
                             f"(CITYGRID_MEDIA_MAX_PER_CASE)")
-    photo = decode(data, max_pixels=settings.max_pixels)
+    photo = decode(data, max_pixels=settings.max_pixels, draft_px=settings.public_px)
     store.put("original", sha256, data, extension)
-    store.put("thumb", sha256, jpeg_copy(photo.image, max_px=settings.thumb_px, quality=80))
-    store.put("public", sha256, jpeg_copy(photo.image, max_px=settings.public_px))
+    public, thumb = derived_copies(photo.image, public_px=settings.public_px,
+                                   thumb_px=settings.thumb_px)
+    store.put("thumb", sha256, thumb)
+    store.put("public", sha256, public)
     flags, distance = _flags(session, case_id=case_id, sha256=sha256, stage=stage,
                              photo_lon=photo.lon, photo_lat=photo.lat,
                              taken_at=photo.taken_at, reported_at=case["reported_at"],

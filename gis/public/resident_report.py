@@ -113,7 +113,8 @@ def submit_report(session: Session, store: MediaStore, report: ResidentReport, *
                                 f"{', '.join(CATEGORY_BY_KEY)}")
     if len(report.photo) > media_settings.max_mb * 1024 * 1024:
         raise MediaTooLargeError(f"the photo is over {media_settings.max_mb:g} MB")
-    decode(report.photo, max_pixels=media_settings.max_pixels)  # 415 / 413 before any row
+    # 415 / 413 before any row is written.
+    decode(report.photo, max_pixels=media_settings.max_pixels, draft_px=media_settings.thumb_px)
     contact = (report.contact or "").strip() or None
     email = contact if contact and "@" in contact else None
     phone = contact if contact and email is None else None

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_roles, staff_only
 from api.deps import SessionDep, SettingsDep
@@ -138,9 +139,12 @@ async def upload_media(
                                     f"{stage!r}")
     data = await read_limited(file, settings.media)
     try:
-        record, created = media.add_media(
-            session, store, case_ref=case_ref, stage=stage, data=data, note=note,
-            actor=user.username, idempotency_key=idempotency_key, settings=settings.media)
+        # Decoding and thumbnails take a CPU for a while: off the event loop, so one upload
+        # never stalls other requests (the desk's event stream among them).
+        record, created = await run_in_threadpool(
+            media.add_media, session, store, case_ref=case_ref, stage=stage, data=data,
+            note=note, actor=user.username, idempotency_key=idempotency_key,
+            settings=settings.media)
     except (UnsupportedMediaError, MediaTooLargeError) as exc:
         raise http_media_error(exc) from None
     session.commit()

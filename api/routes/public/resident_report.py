@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import bind_user
 from api.deps import PublicSessionDep, SessionDep, SettingsDep
@@ -101,8 +102,9 @@ async def post_report(
     bind_user(session, None, request=f"{request.method} {request.url.path}")
     base = settings.api.public_url or str(request.base_url)
     try:
-        case_no = reports.submit_report(
-            session, store, reports.ResidentReport(
+        # Off the event loop: decoding a photo takes a CPU for a while.
+        case_no = await run_in_threadpool(
+            reports.submit_report, session, store, reports.ResidentReport(
                 category=category, lat=lat, lon=lon, photo=photo, description=description,
                 contact=contact or None),
             at=dt.datetime.now(dt.UTC), public_base=base, routing=routing,
