@@ -54,10 +54,22 @@ def field_engine(field_db_url: URL) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def field_settings(settings: Settings, field_db_url: URL) -> Settings:
+def field_settings(settings: Settings, field_db_url: URL, tmp_path_factory) -> Settings:
     copy = settings.model_copy(deep=True)
     copy.db.url = field_db_url.render_as_string(hide_password=False)
+    copy.media.dir = tmp_path_factory.mktemp("field-media")
     return copy
+
+
+def jpeg(color: tuple[int, int, int] = (90, 140, 60)) -> bytes:
+    """A small JPEG, as a phone camera would send (without EXIF)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), color).save(out, format="JPEG")
+    return out.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """The field app in Chromium at phone size: offline handling queues, uploads once when back.
 
 A grid worker signs in at 390x844, sees their task on /field, loses the signal
-(context.set_offline), handles the task with a note, sees it queued (also after a reload from
-the service worker's cache), gets the signal back: the report uploads by itself, exactly once,
-and the case changed once.
+(context.set_offline), handles the task with a note and an after photo, sees both queued (also
+after a reload from the service worker's cache), gets the signal back: they upload by
+themselves, exactly once, and the case changed once. A supervisor verifies a reported case
+on site with a photo at the same size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import text
 
 from gis.access import auth
 from gis.platform.db import transaction
-from tests.field.conftest import OWNER_WEST, WEST_POINT
+from tests.field.conftest import OWNER_WEST, WEST_POINT, jpeg
 from tests.support.accounts import PASSWORD, headers_for
 from tests.support.browser import chromium_or_skip, offline_page
 
@@ -78,8 +79,11 @@ def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
         page.context.set_offline(True)
         expect(page.locator("#net")).to_have_text("离线")
         task.locator("textarea[name=note]").fill("已清理，现场恢复整洁")
+        task.locator("input[name=photos]").set_input_files(
+            files=[{"name": "after.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
         task.locator("button[type=submit]").click()
-        expect(page.locator("#queue-count")).to_have_text("1")
+        expect(page.locator("#queue-count")).to_have_text("2")
+        assert "after.jpg" in page.locator("#queue").inner_text()
         assert "处理完毕" in page.locator("#queue").inner_text()
         assert "待上传" in page.locator("#queue").inner_text()
         assert "已排队" in task.locator(".state").inner_text()
@@ -87,7 +91,7 @@ def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
 
         # The app shell and the queue survive a reload without a signal (service worker).
         page.reload()
-        expect(page.locator("#queue-count")).to_have_text("1")
+        expect(page.locator("#queue-count")).to_have_text("2")
         page.locator(f".task[data-case-id='{case['id']}']").wait_for()
         assert transitions(field_engine, case["id"], "handle") == 0
 
@@ -105,9 +109,50 @@ def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
                                  "action = 'handle'"), {"c": case["id"]}).scalar_one()
         keys = conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE username = :u"),
                             {"u": username}).scalar_one()
+        photos = conn.execute(text("SELECT stage FROM case_media WHERE case_id = :c"),
+                              {"c": case["id"]}).scalars().all()
     assert note == "已清理，现场恢复整洁"
     assert keys == 1
+    assert photos == ["handling"]
     assert external == []
     # Offline fetches fail by design (the queue retries them); nothing else may log an error.
     assert [e for e in errors if "net::ERR_INTERNET_DISCONNECTED" not in e
             and "Failed to fetch" not in e] == []
+
+
+def test_supervisor_verifies_on_site_with_a_photo(field_base_url, field_engine):
+    base = field_base_url
+    case = dispatched_case(base, field_engine)
+    with httpx.Client(base_url=base, headers=headers_for(field_engine, "grid_owner",
+                      owner_name=OWNER_WEST), timeout=30) as worker_client:
+        for action in ("handle", "report"):
+            assert worker_client.post(f"/cases/{case['id']}/actions/{action}",
+                                      json={}).status_code == 200
+    name = f"sup-{uuid.uuid4().hex[:8]}"
+    with transaction(field_engine) as session:
+        auth.create_user(session, username=name, password=PASSWORD, role="supervisor",
+                         display_name="监督员丙")
+    with offline_page(chromium_or_skip(), width=390, height=844) as browser:
+        page = browser.page
+        sign_in(page, base, name)
+        expect(page.locator("#report-box")).to_be_visible()
+        assert page.locator("#report-form select option").count() > 0
+        task = page.locator(f".task[data-case-id='{case['id']}']")
+        task.wait_for()
+        assert "提交核查" in task.locator("button[type=submit]").inner_text()
+        task.locator("textarea[name=note]").fill("复核：已清理")
+        task.locator("input[name=photos]").set_input_files(
+            files=[{"name": "check.jpg", "mimeType": "image/jpeg", "buffer": jpeg((9, 9, 9))}])
+        task.locator("button[type=submit]").click()
+        expect(page.locator("#queue-count")).to_have_text("0", timeout=20_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        browser.screenshot("field-supervisor.png")
+        errors = browser.errors
+    with field_engine.connect() as conn:
+        checks = conn.execute(text("SELECT verifier, result, note FROM case_verifications "
+                                   "WHERE case_id = :c"), {"c": case["id"]}).all()
+        photos = conn.execute(text("SELECT stage FROM case_media WHERE case_id = :c"),
+                              {"c": case["id"]}).scalars().all()
+    assert [tuple(c) for c in checks] == [(name, "passed", "复核：已清理")]
+    assert photos == ["verification"]
+    assert errors == []
