@@ -185,7 +185,8 @@ def main(workers: int = typer.Option(200, help="simulated grid workers (one case
         print(f"[{BASELINE}] uploads: {len(acked)} acknowledged in {wall:.1f} s = "
               f"{len(acked) / wall:.1f} uploads/s ({mb_per_s:.0f} MB/s); latency p50 "
               f"{statistics.median(ms):.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
-        print(f"[{BASELINE}] one photo in process (decode + 320 px thumb + 1600 px public copy):"
+        print(f"[{BASELINE}] one photo in process (decode + {limits.thumb_px} px thumb + "
+              f"{limits.public_px} px public copy):"
               f" median {statistics.median(costs):.0f} ms, max {max(costs):.0f} ms")
         same = sum(replay_ids[key] == acked.get(key) for key in replay_ids)
         exact = stored == len(acked) == distinct_ids and same == len(replay_ids)
