@@ -1,5 +1,6 @@
 // Dispatcher desk (调度台). Wrapped by maps/dispatcher.py in a function that defines `map` (the
-// Leaflet map), CONFIG (labels, categories, deadlines) and DATA (outlines and stations, WGS84).
+// Leaflet map), CONFIG (labels, categories, deadlines, the grid's vector tiles) and DATA
+// (district and street outlines and stations, WGS84).
 // Every decision is the server's: POST /route finds grid, owner, station and responsible unit,
 // POST /cases files the case; this file only asks, draws and lists.
 "use strict";
@@ -70,15 +71,80 @@ function getJSON(path) {
   });
 }
 
+// A point from an API row, or null: rows without coordinates must never reach Leaflet, whose
+// "Invalid LatLng (NaN, NaN)" would stop this script and leave every list empty.
+function latLng(lat, lon) {
+  if (lat === null || lon === null || lat === undefined || lon === undefined) { return null; }
+  lat = Number(lat);
+  lon = Number(lon);
+  return isFinite(lat) && isFinite(lon) ? L.latLng(lat, lon) : null;
+}
+// Fitting a map that has no size yet gives a NaN zoom; such a view waits for a real size.
+var pendingView = null;
+function fitView(bounds, options) {
+  var size = map.getSize();
+  if (!bounds || !bounds.isValid || !bounds.isValid()) { return; }
+  if (size.x < 2 || size.y < 2) { pendingView = [bounds, options]; return; }
+  pendingView = null;
+  map.fitBounds(bounds, options);
+}
+function setView(ll, zoom) {
+  var size = map.getSize();
+  if (!ll) { return; }
+  if (size.x < 2 || size.y < 2) { pendingView = [L.latLngBounds(ll, ll), {maxZoom: zoom}]; return; }
+  map.setView(ll, zoom, {animate: false});
+}
+// Scroll the form panel (not the page: the body must stay put under the app shell) so that
+// `el` is in sight.
+function bringIntoView(el) {
+  var panel = $("cg-panel"), top = el.offsetTop, bottom = top + el.offsetHeight;
+  if (top < panel.scrollTop || bottom > panel.scrollTop + panel.clientHeight) {
+    panel.scrollTop = Math.max(0, top - 8);
+  }
+}
+var store = {
+  get: function (key) { try { return window.localStorage.getItem(key); } catch (e) { return null; } },
+  set: function (key, value) { try { window.localStorage.setItem(key, value); } catch (e) { /* private mode */ } }
+};
+
 $("cg-title").textContent = CONFIG.title;
 
+// ---- phone and tablet: one bottom sheet with tabs, the map always above it ------------------
+var narrow = window.matchMedia("(max-width: 1023px)");
+function showSheet(name) {
+  ["panel", "side", "map"].forEach(function (n) {
+    document.body.classList.toggle("cg-sheet-" + n, n === name);
+  });
+  document.querySelectorAll("#cg-sheet-tabs button").forEach(function (b) {
+    b.setAttribute("aria-selected", b.getAttribute("data-sheet") === name ? "true" : "false");
+  });
+  relayout();
+}
+function relayout() {
+  // The map's box changes with the sheet: Leaflet must measure it again.
+  map.invalidateSize({animate: false});
+  if (pendingView && map.getSize().x > 1 && map.getSize().y > 1) {
+    fitView(pendingView[0], pendingView[1]);
+  }
+}
+document.querySelectorAll("#cg-sheet-tabs button").forEach(function (b) {
+  b.addEventListener("click", function () { showSheet(b.getAttribute("data-sheet")); });
+});
+showSheet("panel");
+window.addEventListener("resize", relayout);
+if (narrow.addEventListener) { narrow.addEventListener("change", relayout); }
+
 // ---- the form ---------------------------------------------------------------------------------
-Object.keys(labels.crs).forEach(function (crs) {
+CONFIG.crsOrder.forEach(function (crs) {
   var o = document.createElement("option");
   o.value = crs;
   o.textContent = labels.crs[crs];
   $("cg-crs").appendChild(o);
 });
+// WGS84 unless this user chose another: a GPS point read as BD-09 lands ~1 km away.
+var CRS_KEY = "citygrid.dispatch.crs";
+$("cg-crs").value = labels.crs[store.get(CRS_KEY)] ? store.get(CRS_KEY) : CONFIG.crsDefault;
+$("cg-crs").addEventListener("change", function () { store.set(CRS_KEY, $("cg-crs").value); });
 function fillCategories(type, selected) {
   var select = $("cg-cat-code");
   select.innerHTML = "";
@@ -114,10 +180,14 @@ overlays["区界"] = L.geoJSON(DATA.districts, {
 overlays["街道"] = L.geoJSON(DATA.subdistricts, {
   pane: "cg-base", interactive: false, style: {color: "#8d6e63", weight: 1.5, fill: false}
 }).addTo(map);
-// Eleven thousand small polygons: one canvas draws them far faster than SVG paths.
-var grids = L.geoJSON(DATA.grid_cells, {
-  interactive: false, pane: "cg-grids", renderer: L.canvas({padding: 0.2, pane: "cg-grids"}),
-  style: {color: "#3182bd", weight: 0.6, opacity: 0.7, fill: false}
+// Eleven thousand small polygons come as vector tiles of the public grid collection (/ogc),
+// drawn on canvas from GRID_MIN_ZOOM on; the page embeds none of them.
+var gridStyle = {color: "#3182bd", weight: 0.6, opacity: 0.7, fill: false};
+var gridStyles = {};
+gridStyles[CONFIG.gridTileLayer] = gridStyle;
+var grids = L.vectorGrid.protobuf(CONFIG.gridTiles, {
+  pane: "cg-grids", interactive: false, minZoom: CONFIG.gridMinZoom, maxZoom: 22,
+  rendererFactory: L.canvas.tile, vectorTileLayerStyles: gridStyles
 });
 overlays["单元网格"] = grids;
 function showGrids() {
@@ -130,6 +200,9 @@ function showGrids() {
 map.on("zoomend", showGrids);
 var stationsById = {};
 overlays["社区城管工作站"] = L.geoJSON(DATA.stations, {
+  filter: function (f) {
+    return !!(f.geometry && latLng(f.geometry.coordinates[1], f.geometry.coordinates[0]));
+  },
   pointToLayer: function (f, ll) {
     return L.circleMarker(ll, {radius: 4, color: "#1b5e20", weight: 1, fillColor: "#43a047",
                                fillOpacity: 0.9});
@@ -218,7 +291,7 @@ function showRoute(r) {
     ["摊群点", r.stall_zone ? esc(r.stall_zone.name) + "（" + esc(r.stall_zone.operator) + "）"
                             : ""],
     ["边界", boundary],
-    ["WGS84", esc(r.lon.toFixed(6) + ", " + r.lat.toFixed(6)) +
+    ["WGS84", esc(Number(r.lon).toFixed(6) + ", " + Number(r.lat).toFixed(6)) +
               (r.raw_crs !== "wgs84" ? "（由 " + esc(label("raw_crs", r.raw_crs)) + " 换算）" : "")]
   ]);
   var box = $("cg-route");
@@ -228,14 +301,16 @@ function showRoute(r) {
 function drawRoute(r) {
   highlight.clearLayers();
   pickLayer.clearLayers();
-  var point = L.circleMarker([r.lat, r.lon], {radius: 8, color: "#fff", weight: 2,
+  var at = latLng(r.lat, r.lon);
+  if (!at) { return Promise.resolve(); }
+  var point = L.circleMarker(at, {radius: 8, color: "#fff", weight: 2,
                                               fillColor: "#1a73e8", fillOpacity: 1,
                                               pane: "cg-pick"})
     .bindTooltip("投诉位置").addTo(pickLayer);
   var st = r.station && stationsById[r.station.code], sll = null;
   if (st) {
     sll = [st.geometry.coordinates[1], st.geometry.coordinates[0]];
-    L.polyline([[r.lat, r.lon], sll], {color: "#2e7d32", weight: 2, dashArray: "5 5",
+    L.polyline([at, sll], {color: "#2e7d32", weight: 2, dashArray: "5 5",
                                        interactive: false, pane: "cg-pick"}).addTo(pickLayer);
     L.circleMarker(sll, {radius: 8, color: "#1b5e20", weight: 2, fillColor: "#66bb6a",
                          fillOpacity: 1, pane: "cg-pick"})
@@ -259,7 +334,7 @@ function drawRoute(r) {
       var view = bounds.pad(1.5);
       // A station a short walk away is worth showing too; a far one only gets the line.
       if (st && r.station.distance_m <= 600) { view.extend(L.latLng(sll)); }
-      map.fitBounds(view, {maxZoom: 18, padding: [40, 40], animate: false});
+      fitView(view, {maxZoom: 18, padding: [40, 40], animate: false});
       showGrids();
       $("cg-route").setAttribute("data-highlighted", r.grid_code);
     });
@@ -281,7 +356,9 @@ function showNearby(r) {
   var bbox = [r.lon - dlon, r.lat - dlat, r.lon + dlon, r.lat + dlat]
     .map(function (v) { return v.toFixed(6); }).join(",");
   return getJSON("/cases?limit=1000&bbox=" + bbox).then(function (cases) {
-    var open = cases.filter(function (c) { return c.is_open; }).map(function (c) {
+    var open = cases.filter(function (c) {
+      return c.is_open && latLng(c.lat, c.lon);
+    }).map(function (c) {
       c.distance_m = metres(r.lon, r.lat, c.lon, c.lat);
       return c;
     }).filter(function (c) { return c.distance_m <= m; });
@@ -295,7 +372,7 @@ function showNearby(r) {
       ol.innerHTML = '<li class="cg-empty">无</li>';
     }
     open.slice(0, 8).forEach(function (c) {
-      var marker = L.circleMarker([c.lat, c.lon], {radius: 6, color: "#bf360c", weight: 1,
+      var marker = L.circleMarker(latLng(c.lat, c.lon), {radius: 6, color: "#bf360c", weight: 1,
                                                    fillColor: "#ff7043", fillOpacity: 0.9})
         .bindPopup(caseLine(c)).addTo(nearbyLayer);
       var li = document.createElement("li");
@@ -308,14 +385,18 @@ function showNearby(r) {
     ol.setAttribute("data-count", open.length);
   });
 }
-function locate() {
+function locate(opts) {
+  opts = opts || {};
   var input = readInput(), box = $("cg-status");
-  if (!input) { setResult(box, "bad", "请输入经纬度，或在地图上单击选点"); return; }
+  if (!input) {
+    setResult(box, "bad", "请输入经纬度，或在地图上单击选点");
+    return Promise.resolve();
+  }
   setResult(box, "", "正在定位…");
   $("cg-case").disabled = true;
   $("cg-route").removeAttribute("data-highlighted");
   $("cg-nearby").removeAttribute("data-count");
-  send("POST", "/route", input).then(function (res) {
+  return send("POST", "/route", input).then(function (res) {
     if (res.status !== 200) {
       lastRoute = null;
       $("cg-route").innerHTML = "";
@@ -333,30 +414,209 @@ function locate() {
     $("cg-case").disabled = false;
     setResult(box, "ok", "已定位到网格 " + lastRoute.grid_code);
     setResult($("cg-file-result"), "", "");
-    return Promise.all([drawRoute(lastRoute), showNearby(lastRoute)]);
+    if (opts.address) { setAddress(opts.address, "search"); }
+    if (narrow.matches) { bringIntoView(box); }  // the sheet is short: show the answer
+    return Promise.all([drawRoute(lastRoute), showNearby(lastRoute),
+                        opts.address ? null : fillAddress(lastRoute)]);
   }).catch(function (err) { setResult(box, "bad", "请求失败：" + err.message); });
 }
-$("cg-form").addEventListener("submit", function (ev) { ev.preventDefault(); locate(); });
+$("cg-form").addEventListener("submit", function (ev) {
+  ev.preventDefault();
+  if (addrSource !== "typed") { addrSource = "none"; }
+  locate();
+});
 
-// ---- address search (地理编码): candidates from GET /geocode, the chosen one is located ------
+// ---- one search box: address, place, road, community, grid code, case number, coordinates ----
+// While typing (debounced), suggestions come from GET /geocode/suggest; an app without it (404)
+// gets them from GET /geocode plus what the page can read itself (coordinates, grid codes, case
+// numbers). Enter or 查找 runs the full geocoder, whose candidates say how they matched.
 var GEO_LEVELS = {doorplate: "门牌", interpolated: "门牌内插", intersection: "路口",
                   landmark: "地标", road: "道路", community: "社区"};
-function pickCandidate(c) {
-  $("cg-x").value = c.lon.toFixed(7);
-  $("cg-y").value = c.lat.toFixed(7);
-  $("cg-crs").value = "wgs84";
-  locate();
+var GEO_KINDS = {address: "地址", place: "地点", road: "道路", community: "社区", grid: "网格",
+                 "case": "案件", coordinates: "坐标"};
+var COORDS = /^\s*(-?\d{1,3}(?:\.\d+)?)\s*[,，\s]\s*(-?\d{1,3}(?:\.\d+)?)\s*$/;
+var GRID_CODE = /^\d{14,15}$/;  // 370102 + street, community and cell digits
+var CASE_NO = /^(?:[A-Za-z]{1,4}\d{6,}|\d{16,20})$/;  // LX20251123... or 2026...
+var SUGGEST_MS = 180;
+var suggestSeq = 0, suggestTimer = null, addrSource = "none";
+var suggestApi = !!CONFIG.services.suggest;
+function setAddress(text, source) {
+  $("cg-addr-text").value = text || "";
+  $("cg-addr-text").setAttribute("data-source", source);
+  addrSource = source;
 }
+$("cg-addr-text").addEventListener("input", function () {
+  addrSource = "typed";
+  $("cg-addr-text").setAttribute("data-source", "typed");
+});
+function pickPoint(x, y, crs, address) {
+  $("cg-x").value = Number(x).toFixed(7);
+  $("cg-y").value = Number(y).toFixed(7);
+  // The select shows the CRS of the numbers in the fields; the remembered choice is untouched.
+  $("cg-crs").value = crs;
+  return locate({address: address});
+}
+function pickCandidate(c) { return pickPoint(c.lon, c.lat, "wgs84", c.name); }
+function closeSuggestions() {
+  $("cg-address").setAttribute("aria-expanded", "false");
+}
+function pickSuggestion(sg) {
+  suggestSeq += 1;  // answers still on their way are stale now
+  clearTimeout(suggestTimer);
+  var list = $("cg-geo-list");
+  list.innerHTML = "";
+  list.removeAttribute("data-count");
+  closeSuggestions();
+  if (narrow.matches) { $("cg-address").blur(); }  // the phone keyboard hides the map
+  setResult($("cg-geo-status"), "ok", "已选：" + sg.label);
+  if (sg.kind === "case" && sg.case_no) {
+    return showCase(sg.case_no).then(function (c) {
+      if (c && latLng(c.lat, c.lon)) { return pickPoint(c.lon, c.lat, "wgs84", null); }
+    });
+  }
+  if (sg.kind === "grid" && !latLng(sg.lat, sg.lon)) {
+    return gridPoint(sg.grid_code).then(function (ll) {
+      if (ll) { return pickPoint(ll.lng, ll.lat, "wgs84", null); }
+      setResult($("cg-geo-status"), "bad", "未找到网格 " + sg.grid_code);
+    });
+  }
+  if (sg.raw) { return pickPoint(sg.raw.x, sg.raw.y, sg.raw.crs, null); }
+  if (!latLng(sg.lat, sg.lon)) {
+    setResult($("cg-geo-status"), "bad", "“" + sg.label + "”没有坐标");
+    return Promise.resolve();
+  }
+  var named = sg.kind !== "coordinates" && sg.kind !== "grid";
+  return pickPoint(sg.lon, sg.lat, "wgs84", named ? sg.label : null);
+}
+function gridPoint(code) {
+  // A point inside the grid: the middle of its outline from the layer API.
+  return getJSON("/layers/grid_cells/items/" + encodeURIComponent(code)).then(function (f) {
+    var b = L.geoJSON(f).getBounds();
+    return b.isValid() ? b.getCenter() : null;
+  }).catch(function () { return null; });
+}
+// What the page recognises without asking: coordinates in the selected CRS, a grid code, a
+// case number.
+function ownSuggestions(q) {
+  var found = [], m = COORDS.exec(q), crs = $("cg-crs").value;
+  if (m) {
+    var x = parseFloat(m[1]), y = parseFloat(m[2]);
+    if (Math.abs(x) < Math.abs(y)) { var t = x; x = y; y = t; }  // "36.66, 117.03" too
+    found.push({kind: "coordinates", label: x + ", " + y + "（" + label("crs", crs) + "）",
+                raw: {x: x, y: y, crs: crs}, lon: null, lat: null});
+  }
+  if (GRID_CODE.test(q)) {
+    found.push({kind: "grid", label: "网格 " + q, grid_code: q, lon: null, lat: null});
+  }
+  if (CASE_NO.test(q)) {
+    found.push({kind: "case", label: "案件 " + q, case_no: q, lon: null, lat: null});
+  }
+  return found;
+}
+function fallbackSuggestions(q) {
+  var own = ownSuggestions(q);
+  if (own.length) { return Promise.resolve(own); }
+  return getJSON("/geocode?route=false&limit=6&q=" + encodeURIComponent(q)).then(function (r) {
+    return r.candidates.map(function (c) {
+      return {kind: c.level === "road" ? "road" : c.level === "community" ? "community"
+                    : c.level === "landmark" ? "place" : "address",
+              label: c.name, lon: c.lon, lat: c.lat, grid_code: c.grid_code, level: c.level,
+              score: c.score, case_no: null};
+    });
+  });
+}
+function fetchSuggestions(q) {
+  if (!suggestApi) { return fallbackSuggestions(q); }
+  var path = "/geocode/suggest?limit=8&crs=" + encodeURIComponent($("cg-crs").value) +
+    "&q=" + encodeURIComponent(q);
+  return send("GET", path).then(function (res) {
+    if (res.status === 404 || res.status === 405) {
+      suggestApi = false;  // not in this app (yet): the page answers itself from now on
+      return fallbackSuggestions(q);
+    }
+    if (res.status !== 200) { throw new Error(res.status + " " + detail(res.body)); }
+    var own = ownSuggestions(q).filter(function (o) {
+      return !res.body.suggestions.some(function (sg) { return sg.kind === o.kind; });
+    });
+    return res.body.suggestions.concat(own);
+  });
+}
+function showSuggestions(items) {
+  var list = $("cg-geo-list");
+  list.innerHTML = "";
+  list.setAttribute("data-count", items.length);
+  list.setAttribute("data-mode", "suggest");
+  items.forEach(function (sg, i) {
+    var li = document.createElement("li");
+    li.setAttribute("role", "option");
+    li.setAttribute("data-kind", sg.kind);
+    if (sg.level) { li.setAttribute("data-level", sg.level); }
+    li.id = "cg-sg-" + i;
+    var extra = [sg.level ? GEO_LEVELS[sg.level] || sg.level : "",
+                 sg.grid_code ? "网格 " + sg.grid_code : ""].filter(Boolean).join(" · ");
+    li.innerHTML = '<span class="cg-kind">' + esc(GEO_KINDS[sg.kind] || sg.kind) + "</span>" +
+      esc(sg.label) + (extra ? " <small>" + esc(extra) + "</small>" : "");
+    li.addEventListener("click", function () { pickSuggestion(sg); });
+    list.appendChild(li);
+  });
+  $("cg-address").setAttribute("aria-expanded", items.length ? "true" : "false");
+}
+function suggest() {
+  var q = $("cg-address").value.trim(), seq = ++suggestSeq;
+  if (q.length < 2) {
+    $("cg-geo-list").innerHTML = "";
+    $("cg-geo-list").removeAttribute("data-count");
+    closeSuggestions();
+    return;
+  }
+  fetchSuggestions(q).then(function (items) {
+    if (seq !== suggestSeq) { return; }  // the box changed meanwhile
+    showSuggestions(items);
+    setResult($("cg-geo-status"), "", items.length ? "" : "无匹配，按回车用完整地址查找");
+  }).catch(function (err) {
+    if (seq === suggestSeq) { setResult($("cg-geo-status"), "bad", "提示失败：" + err.message); }
+  });
+}
+$("cg-address").addEventListener("input", function () {
+  clearTimeout(suggestTimer);
+  suggestTimer = setTimeout(suggest, SUGGEST_MS);
+});
+$("cg-address").addEventListener("keydown", function (ev) {
+  var items = Array.prototype.slice.call(document.querySelectorAll("#cg-geo-list li"));
+  var at = items.findIndex(function (li) { return li.classList.contains("cg-current"); });
+  if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    if (!items.length) { return; }
+    ev.preventDefault();
+    at = ev.key === "ArrowDown" ? (at + 1) % items.length : (at + items.length - 1) % items.length;
+    items.forEach(function (li, i) { li.classList.toggle("cg-current", i === at); });
+    $("cg-address").setAttribute("aria-activedescendant", items[at].id || "");
+  } else if (ev.key === "Enter" && at >= 0) {
+    ev.preventDefault();
+    items[at].click();
+  } else if (ev.key === "Escape") {
+    $("cg-geo-list").innerHTML = "";
+    closeSuggestions();
+  }
+});
 function searchAddress() {
   var q = $("cg-address").value.trim(), list = $("cg-geo-list"), box = $("cg-geo-status");
+  suggestSeq += 1;
+  clearTimeout(suggestTimer);
   list.innerHTML = "";
-  if (!q) { setResult(box, "bad", "请输入地址"); return; }
+  list.removeAttribute("data-count");
+  list.setAttribute("data-mode", "search");
+  if (!q) { setResult(box, "bad", "请输入地址、网格编码、案件编号或坐标"); return; }
+  var own = ownSuggestions(q);
+  if (own.length) { pickSuggestion(own[0]); return; }
   setResult(box, "", "正在查找…");
+  var seq = suggestSeq;
   getJSON("/geocode?route=false&limit=5&q=" + encodeURIComponent(q)).then(function (r) {
+    if (seq !== suggestSeq) { return; }
     setResult(box, r.confident ? "ok" : "bad", r.message);
     list.setAttribute("data-count", r.candidates.length);
     r.candidates.forEach(function (c, i) {
       var li = document.createElement("li");
+      li.setAttribute("role", "option");
       li.innerHTML = "<b>" + esc(c.name) + "</b> " + esc(GEO_LEVELS[c.level] || c.level) +
         " · " + esc(c.score.toFixed(2)) + "<br><small>" + esc(c.why) + "</small>";
       li.setAttribute("data-level", c.level);
@@ -371,12 +631,23 @@ map.on("click", function (e) {
   $("cg-x").value = e.latlng.lng.toFixed(6);
   $("cg-y").value = e.latlng.lat.toFixed(6);
   $("cg-crs").value = "wgs84";
+  addrSource = "click";  // a new point: its address replaces whatever was there
   locate();
 });
+// Reverse geocoding: the address of the located point, unless the operator typed one.
+function fillAddress(r) {
+  if (addrSource === "typed") { return Promise.resolve(); }
+  var path = "/geocode/reverse?crs=wgs84&lon=" + Number(r.lon).toFixed(7) + "&lat=" +
+    Number(r.lat).toFixed(7);
+  return getJSON(path).then(function (a) {
+    if (lastRoute === r && addrSource !== "typed") { setAddress(a.address, "reverse"); }
+  }).catch(function () { /* the address stays empty; the case can be filed without it */ });
+}
 $("cg-clear").addEventListener("click", function () {
   lastRoute = null;
   lastInput = null;
   ["cg-x", "cg-y", "cg-component"].forEach(function (id) { $(id).value = ""; });
+  setAddress("", "none");
   ["cg-route", "cg-nearby", "cg-deadline"].forEach(function (id) { $(id).innerHTML = ""; });
   ["data-grid", "data-owner", "data-highlighted"].forEach(function (a) {
     $("cg-route").removeAttribute(a);
@@ -392,6 +663,23 @@ $("cg-clear").addEventListener("click", function () {
 });
 
 // ---- file and dispatch (立案派遣) ----------------------------------------------------------
+// POST /cases with the address text; an app whose case model has no `address` yet (422 naming
+// it) gets the address at the head of the description instead.
+function createCase(body) {
+  return send("POST", "/cases", body).then(function (res) {
+    var refused = res.status === 422 && body.address !== undefined &&
+      JSON.stringify(res.body || "").indexOf("address") >= 0;
+    if (!refused) { return res; }
+    var plain = Object.assign({}, body);
+    delete plain.address;
+    plain.description = ("【事发地址】" + body.address + "\n" + body.description).slice(0, 4000);
+    return send("POST", "/cases", plain);
+  });
+}
+function caseNoOf(id) {
+  return getJSON("/cases/" + encodeURIComponent(id)).then(function (c) { return c.case_no; })
+    .catch(function () { return null; });
+}
 function fileCase() {
   var box = $("cg-file-result");
   if (!lastRoute || !lastInput) { setResult(box, "bad", "请先定位"); return; }
@@ -400,13 +688,18 @@ function fileCase() {
               channel: $("cg-channel").value, x: lastInput.x, y: lastInput.y,
               crs: lastInput.crs, description: $("cg-desc").value.trim(),
               urgency: $("cg-urgency").value, area_type: $("cg-area").value};
+  var address = $("cg-addr-text").value.trim();
+  if (address) { body.address = address; }
   $("cg-file").disabled = true;
   setResult(box, "", "正在立案…");
   var created = null;
-  send("POST", "/cases", body).then(function (res) {
+  createCase(body).then(function (res) {
     if (res.status !== 201) { throw new Error("未立案：" + detail(res.body)); }
     created = res.body;
     box.setAttribute("data-case-id", created.id);
+    box.setAttribute("data-case-no", created.case_no);
+    addNewCase(created);
+    showTab("new");
     return send("POST", "/cases/" + created.id + "/actions/file", {});
   }).then(function (res) {
     if (res.status !== 200) { throw new Error("案件 " + created.case_no + " 已登记，立案失败：" +
@@ -416,29 +709,49 @@ function fileCase() {
     if (res.status !== 200) { throw new Error("案件 " + created.case_no + " 已立案，派遣失败：" +
                                               detail(res.body)); }
     var c = res.body;
-    var text = "已立案派遣：" + c.case_no + "，网格 " + c.grid_code + "，处置期限 " +
-      when(c.due_at) + (c.due_approximate ? "（节假日数据外，按周一至周五估算）" : "");
-    if (c.supervised) { text += "；重复投诉，已列入重点督办"; }
-    else if (c.repeat_of) { text += "；疑似重复投诉（同类案件 #" + c.repeat_of + "）"; }
-    setResult(box, "ok", text);
-    box.setAttribute("data-status", c.status);
-    refreshLists();
-    if (lastRoute) { showNearby(lastRoute); }
+    addNewCase(c);
+    return (c.repeat_of && !c.supervised ? caseNoOf(c.repeat_of) : Promise.resolve(null))
+      .then(function (repeatNo) {
+        var text = "已立案派遣：" + c.case_no + "，网格 " + c.grid_code + "，处置期限 " +
+          when(c.due_at) + (c.due_approximate ? "（节假日数据外，按周一至周五估算）" : "");
+        if (c.supervised) { text += "；重复投诉，已列入重点督办"; }
+        else if (c.repeat_of) {
+          // People cite case numbers, never the database's ids.
+          text += "；疑似重复投诉" + (repeatNo ? "（同类案件 " + repeatNo + "）" : "");
+        }
+        setResult(box, "ok", text);
+        box.setAttribute("data-status", c.status);
+        refreshLists();
+        if (lastRoute) { showNearby(lastRoute); }
+      });
   }).catch(function (err) {
     setResult(box, "bad", err.message);
-  }).then(function () { $("cg-file").disabled = false; });
+  }).then(function () {
+    $("cg-file").disabled = false;
+    // The answer sits below the form: bring it into view, on a phone too.
+    bringIntoView(box);
+  });
 }
 $("cg-file").addEventListener("click", fileCase);
 
 // ---- case lists ---------------------------------------------------------------------------------
 var caseMarker = L.featureGroup().addTo(map);
-function showCase(id) {
-  getJSON("/cases/" + id).then(function (c) {
+function showCase(ref) {
+  // ref: the case number (what people cite) or, for older list rows, the id.
+  return getJSON("/cases/" + encodeURIComponent(ref)).then(function (c) {
     caseMarker.clearLayers();
-    L.circleMarker([c.lat, c.lon], {radius: 9, color: "#b71c1c", weight: 2,
-                                    fillColor: "#ef5350", fillOpacity: 0.9})
+    var at = latLng(c.lat, c.lon);
+    if (!at) {
+      setResult($("cg-status"), "bad", "案件 " + c.case_no + " 没有坐标，无法在地图上显示");
+      return c;
+    }
+    L.circleMarker(at, {radius: 9, color: "#b71c1c", weight: 2, fillColor: "#ef5350",
+                        fillOpacity: 0.9})
       .bindPopup(caseLine(c) + "<br>" + esc(c.description)).addTo(caseMarker).openPopup();
-    map.setView([c.lat, c.lon], Math.max(map.getZoom(), 17), {animate: false});
+    setView(at, Math.max(map.getZoom(), 17));
+    return c;
+  }).catch(function (err) {
+    setResult($("cg-status"), "bad", "案件读取失败：" + err.message);
   });
 }
 function listItem(ol, html, caseId, attrs) {
@@ -450,6 +763,37 @@ function listItem(ol, html, caseId, attrs) {
   return li;
 }
 function empty(ol, text) { ol.innerHTML = '<li class="cg-empty">' + esc(text) + "</li>"; }
+// 新建: cases filed here, newest first, shown the moment POST /cases answers (the 待办 list is
+// ordered by deadline and a new case may sit far down it). GET /cases/recent, where the app
+// has it, adds the ones filed elsewhere.
+var newCases = [];
+function addNewCase(c) {
+  newCases = [c].concat(newCases.filter(function (o) { return o.id !== c.id; })).slice(0, 50);
+  showNewCases();
+}
+function showNewCases() {
+  var ol = $("cg-new-list");
+  ol.innerHTML = "";
+  if (!newCases.length) { empty(ol, "本页尚未立案"); }
+  newCases.forEach(function (c) {
+    listItem(ol, caseLine(c), c.id, {"class": "cg-new-case", "data-case-id": c.id,
+                                          "data-case-no": c.case_no});
+  });
+  ol.setAttribute("data-count", newCases.length);
+  $("cg-new-badge").textContent = newCases.length ? String(newCases.length) : "";
+}
+function loadRecent() {
+  if (!CONFIG.services.recent) { return Promise.resolve(); }
+  return send("GET", "/cases/recent?limit=20").then(function (res) {
+    if (res.status !== 200 || !Array.isArray(res.body)) { return; }
+    var known = {};
+    newCases.forEach(function (c) { known[c.id] = true; });
+    newCases = newCases.concat(res.body.filter(function (c) { return !known[c.id]; }))
+      .sort(function (a, b) { return new Date(b.reported_at) - new Date(a.reported_at); })
+      .slice(0, 50);
+    showNewCases();
+  }).catch(function () { /* no recent-cases API: the page's own list stays */ });
+}
 function loadOpen() {
   // GET /cases sorts by the current step's deadline (none last), so open cases come first.
   return getJSON("/cases?limit=300").then(function (cases) {
@@ -503,25 +847,49 @@ function loadSupervised() {
   });
 }
 function refreshLists() {
-  return Promise.all([loadOpen(), loadOverdue(), loadSupervised()]).catch(function (err) {
+  return Promise.all([loadOpen(), loadOverdue(), loadSupervised(), loadRecent()]).catch(function (err) {
     setResult($("cg-status"), "bad", "案件列表读取失败：" + err.message);
   });
 }
-document.querySelectorAll(".cg-tab").forEach(function (tab) {
-  tab.addEventListener("click", function () {
-    var name = tab.getAttribute("data-tab");
-    document.querySelectorAll(".cg-tab").forEach(function (t) {
-      t.classList.toggle("cg-active", t === tab);
-    });
-    ["open", "overdue", "supervised"].forEach(function (p) {
-      $("cg-pane-" + p).classList.toggle("cg-hidden", p !== name);
-    });
+function showTab(name) {
+  document.querySelectorAll(".cg-tab").forEach(function (t) {
+    t.classList.toggle("cg-active", t.getAttribute("data-tab") === name);
+    t.setAttribute("aria-selected", t.getAttribute("data-tab") === name ? "true" : "false");
   });
+  ["new", "open", "overdue", "supervised"].forEach(function (p) {
+    $("cg-pane-" + p).classList.toggle("cg-hidden", p !== name);
+  });
+}
+document.querySelectorAll(".cg-tab").forEach(function (tab) {
+  tab.addEventListener("click", function () { showTab(tab.getAttribute("data-tab")); });
 });
+showNewCases();
 $("cg-refresh").addEventListener("click", refreshLists);
 
-if (CONFIG.bounds) { map.fitBounds(CONFIG.bounds, {padding: [10, 10], animate: false}); }
+if (CONFIG.bounds) {
+  fitView(L.latLngBounds(CONFIG.bounds), {padding: [10, 10], animate: false});
+}
 showGrids();
 var listsLoaded = refreshLists();
+
+// ---- live updates: GET /events/cases (server-sent events) refreshes the lists -----------------
+var live = {events: 0, open: false};
+if (CONFIG.services.events && window.EventSource) {
+  var source = new EventSource(api("/events/cases")), liveTimer = null;
+  source.addEventListener("open", function () { live.open = true; });
+  source.addEventListener("case", function (ev) {
+    live.events += 1;
+    try { live.last = JSON.parse(ev.data); } catch (e) { live.last = null; }
+    // A burst of changes (a batch import) reloads the lists once.
+    clearTimeout(liveTimer);
+    liveTimer = setTimeout(function () {
+      refreshLists();
+      if (lastRoute) { showNearby(lastRoute); }
+    }, 800);
+  });
+  // EventSource reconnects by itself after a dropped connection.
+  source.addEventListener("error", function () { live.open = false; });
+  window.addEventListener("pagehide", function () { source.close(); });
+}
 window.cgDispatch = {map: map, highlight: highlight, nearby: nearbyLayer, grids: grids,
-                     lists: listsLoaded, route: function () { return lastRoute; }};
+                     lists: listsLoaded, live: live, route: function () { return lastRoute; }};

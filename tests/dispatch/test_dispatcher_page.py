@@ -71,7 +71,12 @@ def test_dispatcher_page_renders_offline_without_a_database() -> None:
     assert config["deadlines"]["event:0102:normal:city"]["dispatch"]["duration"] == 30
     assert config["bounds"][0][0] < 36.6 < config["bounds"][1][0]
     # Data travels through Jinja's tojson, which escapes non-ASCII characters.
-    assert json.dumps("测试工作站") in html and "37010200100101" in html
+    assert json.dumps("测试工作站") in html
+    # Grid cells are never embedded: the page draws them from the public vector tiles.
+    assert "37010200100101" not in html
+    assert config["gridTiles"] == "/ogc/collections/grid_cells/tiles/WebMercatorQuad/{z}/{x}/{y}"
+    assert "/static/vendor/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js" in html
+    assert config["crsDefault"] == "wgs84" and config["crsOrder"][0] == "wgs84"
 
 
 def test_cases_filter_by_bbox(demo_settings, demo_engine: Engine) -> None:

@@ -99,12 +99,17 @@ def dispatch_page(request: Request, session: SessionDep, settings: SettingsDep) 
     def render() -> str:
         categories = category_choices(session)
         title = f"{settings.city.name} 调度台"
-        m = dispatcher_map(dispatcher_layers(session), center=settings.city.center,
+        layers = dispatcher_layers(session)
+        # The page draws the grid from /ogc vector tiles; embedding it made 2.9 MB of HTML.
+        layers.pop("grid_cells", None)
+        paths = {getattr(r, "path", "") for r in request.app.routes}
+        m = dispatcher_map(layers, center=settings.city.center,
                            categories=categories,
                            deadlines=deadline_matrix(session, categories=categories),
-                           title=title)
+                           title=title, available_paths=paths)
         return render_html(m, title=title)
 
-    # Outlines, stations, categories and deadline rules only: the same page for every user
+    # District and street outlines, stations, categories and deadline rules only (no grid
+    # cells: vector tiles), the same page for every user
     # (no row-level-security table), so one render per process serves them all.
     return cached_page(request, "dispatch", render)
