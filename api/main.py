@@ -31,6 +31,7 @@ from api.routes.access import login_throttle
 from api.routes.dispatch import cases, routing
 from api.routes.dispatch import media as case_media
 from api.routes.public import convenience_map as public
+from api.routes.public import geocode as public_geocode
 from api.routes.public import open311
 from api.routes.public import resident_report
 from api.security_headers import SecurityHeadersMiddleware
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(zones.router)
     app.include_router(analysis.router)
     app.include_router(hotspots.router)
+    app.include_router(public_geocode.router)
     app.include_router(public.router)
     app.include_router(open311.router)
     app.include_router(resident_report.router)

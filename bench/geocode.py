@@ -9,6 +9,10 @@ landmark sides, numbers missing from the doorplate table), and prints for citygr
   (a confident answer > 100 m away);
 * p50 / p99 latency of one address through `gis.geocoding.service.geocode` (no routing);
 * batch throughput (addresses/s) of `geocode_addresses` over the whole set;
+* p50 / p99 / max of the search box's suggestions (`gis.geocoding.suggest.suggest`, what
+  `GET /geocode/suggest` runs) over every keystroke of typed addresses, grid-code prefixes,
+  case numbers and coordinates, against the named baseline **plain geocode**: one
+  `geocode()` call (no routing, what `GET /geocode?route=false` runs) on the same strings;
 
 and the same figures for a named baseline: **plain pg_trgm**, one `ORDER BY name <-> q` query
 per address against the gazetteer (the nearest name wins; it knows no doorplate numbers).
@@ -34,6 +38,7 @@ from gis.demo.load import load_demo
 from gis.dispatch.routing_batch import ALIASES
 from gis.geocoding.batch import geocode_addresses
 from gis.geocoding.service import geocode
+from gis.geocoding.suggest import suggest
 from gis.platform.db import database_url, drop_database, ensure_database, make_engine
 from gis.platform.migrate import upgrade
 from gis.platform.settings import CitySettings, Settings
@@ -128,9 +133,47 @@ def _report(name: str, truth: pd.DataFrame, lon: np.ndarray, lat: np.ndarray,
         print(f"    {form:<14} n={rows.sum():5d}  within 30 m {np.mean(d[rows] <= 30):6.1%}")
 
 
+def keystrokes(session: Session, truth: pd.DataFrame, n: int, seed: int = 11) -> list[str]:
+    """What a desk's search box sends: every prefix (from 2 characters) of typed addresses,
+    grid-code prefixes, case numbers and "lat,lon" coordinates."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    for q in truth["address"].sample(n=min(n, len(truth)), random_state=seed):
+        out.extend(q[:k] for k in range(2, len(q) + 1))
+    grids = session.execute(text("SELECT code FROM grid_cells ORDER BY code")).scalars().all()
+    cases = session.execute(text("SELECT case_no, ST_X(geom), ST_Y(geom) FROM cases "
+                                 "ORDER BY id LIMIT 5000")).all()
+    for _ in range(n // 4):
+        code = rng.choice(grids)
+        out.append(code[:rng.randint(6, len(code))])
+        case = rng.choice(cases)
+        out.append(case[0])
+        out.append(f"{case[2]:.6f},{case[1]:.6f}")
+    return out
+
+
+def bench_suggest(session: Session, truth: pd.DataFrame, n: int) -> None:
+    """Latency of suggestions per keystroke against the plain-geocode baseline."""
+    queries = keystrokes(session, truth, n)
+    suggest(session, "经十路1号", city=CITY)  # index, cpca and pyproj load once, not timed
+    for name, call in (("suggest (GET /geocode/suggest)",
+                        lambda q: suggest(session, q, city=CITY, limit=8)),
+                       ("baseline: plain geocode", lambda q: geocode(session, q, city=CITY))):
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            call(q)
+            times.append(time.perf_counter() - t)
+        pct = statistics.quantiles(times, n=100)
+        print(f"{name:<32} {len(queries)} keystrokes   p50 {pct[49] * 1000:6.1f} ms   "
+              f"p99 {pct[98] * 1000:6.1f} ms   max {max(times) * 1000:6.1f} ms")
+
+
 def main(n: int = typer.Option(5000, help="addresses"),
          baseline_n: int = typer.Option(1000, help="addresses for the pg_trgm baseline"),
-         keep: bool = typer.Option(False, help="keep the database")) -> None:
+         keep: bool = typer.Option(False, help="keep the database"),
+         suggest_n: int = typer.Option(200, help="typed addresses for the suggestion timing"),
+         ) -> None:
     """Build the demo city, generate addresses, print accuracy and speed with the baseline."""
     url = database_url(Settings(), dbname=f"citygrid_bench_geo_{os.getpid()}")
     ensure_database(url)
@@ -182,6 +225,8 @@ def main(n: int = typer.Option(5000, help="addresses"),
                 np.array(ok_b), lat_b_s)
         print(f"baseline: plain pg_trgm: {baseline_n / sum(lat_b_s):,.0f} addresses/s "
               "(one query each)")
+        with Session(engine) as session:
+            bench_suggest(session, truth, suggest_n)
     finally:
         engine.dispose()
         if not keep:

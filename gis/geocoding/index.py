@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,12 @@ def load_index(session: Session, *, metric_epsg: int) -> GeocodeIndex:
         FROM doorplates d, LATERAL (SELECT ST_Transform(d.geom, :epsg) AS g) p
         ORDER BY d.road_name, d.number, d.suffix, d.compound_id, d.building
     """), {"epsg": metric_epsg}).all()
+    add_plates(index, plates)
+    return index.finish()
+
+
+def add_plates(index: GeocodeIndex, plates: Sequence[Any]) -> None:
+    """Doorplate rows (road_name, number, suffix, compound_id, building, x, y) into `index`."""
     by_side: dict[tuple[str, int], list[tuple[int, float, float]]] = {}
     for r in plates:
         if r.road_name is not None:
@@ -146,7 +153,6 @@ def load_index(session: Session, *, metric_epsg: int) -> GeocodeIndex:
     for side, items in by_side.items():
         arr = np.asarray(items, dtype=float)
         index.sides[side] = Plates(numbers=arr[:, 0].astype(int), xy=arr[:, 1:3])
-    return index.finish()
 
 
 _CACHE: dict[str, GeocodeIndex] = {}
@@ -155,11 +161,20 @@ _LOCK = threading.Lock()
 
 def current_index(session: Session, *, metric_epsg: int) -> GeocodeIndex:
     """The cached index of this session's database, re-read if the data changed since."""
+    return cached_index(session, metric_epsg=metric_epsg, name="staff", stamp_sql=_STAMP_SQL,
+                        loader=load_index)
+
+
+def cached_index(session: Session, *, metric_epsg: int, name: str, stamp_sql: str,
+                 loader: Callable[..., GeocodeIndex]) -> GeocodeIndex:
+    """Index `name` of this session's database from `loader`, re-read when the version read
+    by `stamp_sql` has moved (the public search keeps its own index of the `pub` views)."""
     bind = session.get_bind()
     engine: Any = getattr(bind, "engine", bind)  # a Connection's engine, or the engine itself
+    # No credentials in the key; the public index is kept apart by its name, not its role.
     url = engine.url.set(username=None, password=None)
-    cache_key = f"{url.render_as_string()}|{metric_epsg}"
-    stamp = tuple(session.execute(text(_STAMP_SQL)).one())
+    cache_key = f"{url.render_as_string()}|{metric_epsg}|{name}"
+    stamp = tuple(session.execute(text(stamp_sql)).one())
     cached = _CACHE.get(cache_key)
     if cached is not None and cached.stamp == stamp:
         return cached
@@ -167,6 +182,6 @@ def current_index(session: Session, *, metric_epsg: int) -> GeocodeIndex:
         cached = _CACHE.get(cache_key)
         if cached is not None and cached.stamp == stamp:
             return cached
-        index = load_index(session, metric_epsg=metric_epsg)
+        index = loader(session, metric_epsg=metric_epsg)
         _CACHE[cache_key] = index
         return index

@@ -111,10 +111,15 @@ def strip_admin(text: str, *, district_name: str | None = None) -> tuple[Any, ..
     return province, city, district, code, rest
 
 
-def parse_address(raw: str, *, district_name: str | None = None) -> ParsedAddress:
-    """Split one address into its parts (see the module docstring for the forms read)."""
+def parse_address(raw: str, *, district_name: str | None = None,
+                  admin: bool = True) -> ParsedAddress:
+    """Split one address into its parts (see the module docstring for the forms read);
+    `admin=False` skips the `cpca` prefix lookup (the caller stripped the prefix)."""
     text = normalize_text(raw)
-    province, city, district, code, rest = strip_admin(text, district_name=district_name)
+    if admin:
+        province, city, district, code, rest = strip_admin(text, district_name=district_name)
+    else:
+        province, city, district, code, rest = None, None, None, None, text
     parsed = ParsedAddress(raw=raw, text=rest, province=province, city=city,
                            district=district, admin_code=code)
     rest = _TRAILING.sub("", rest)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -23,9 +24,9 @@ from sqlalchemy.orm import Session
 from gis.geo.coords import SUPPORTED_CRS, normalise_crs, to_wgs84
 from gis.geocoding.index import Entry, GeocodeIndex, current_index
 from gis.geocoding.match import _middle, match
-from gis.geocoding.normalize import MAX_ADDRESS_CHARS, name_key
+from gis.geocoding.normalize import MAX_ADDRESS_CHARS, name_key, normalize_text
 from gis.geocoding.parse import parse_address
-from gis.geocoding.service import district_name_of, grid_codes, metric_to_wgs84
+from gis.geocoding.service import district_name_of, elsewhere, grid_codes, metric_to_wgs84
 from gis.platform.errors import InvalidInputError
 from gis.platform.settings import CitySettings
 
@@ -40,6 +41,9 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf(?:inity)?|
 _COORDS = re.compile(rf"^\s*({_NUMBER})\s*(?:[,，;；/]\s*|\s+)({_NUMBER})\s*$", re.I)
 _GRID = re.compile(r"^[0-9]{4,15}$")
 _CASE = re.compile(r"^[A-Z]{0,4}[0-9]{6,24}$")
+# Text that can only be an address, not a bare name: a number, a crossing, a side, an offset.
+_ADDRESSISH = re.compile(r"[0-9]|与|和|跟|及|/|、|交|口|门|侧|对面|边|往|向|米|号|楼|栋|幢|座|单元")
+_DIVISION = re.compile(r"^[\u4e00-\u9fff]{1,7}?(?:省|自治区|市|区|县)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -67,7 +71,9 @@ class SuggestResult(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Hit:
+class Hit:
+    """A suggestion before its point is turned into WGS84 and given a grid."""
+
     kind: str
     label: str
     x: float  # metric CRS
@@ -119,7 +125,7 @@ def parse_coordinates(q: str, crs: str, city: CitySettings) -> tuple[float, floa
 
 
 def name_hits(index: GeocodeIndex, q: str, limit: int,
-              kinds: frozenset[str] | None = None) -> list[_Hit]:
+              kinds: frozenset[str] | None = None) -> list[Hit]:
     """Gazetteer names containing the typed text (exact, prefix, inside), else fuzzy ones."""
     key = name_key(q)
     if not key:
@@ -130,12 +136,13 @@ def name_hits(index: GeocodeIndex, q: str, limit: int,
             score = 1.0 if name == key else (0.95 if name.startswith(key) else 0.85)
             # shorter names first among equals: 经十路 before 经十路辅路
             scored.append((score - min(len(name) - len(key), 40) * 0.001, name))
-    if not scored and len(key) >= 2:
-        for name, ratio, _ in process.extract(key, index.sorted_names, scorer=fuzz.WRatio,
+    if not scored and len(key) >= 3:
+        # A typo in a whole name (经肆十路); plain ratio: WRatio costs ~10 ms over 1,000 names.
+        for name, ratio, _ in process.extract(key, index.sorted_names, scorer=fuzz.ratio,
                                               limit=limit, score_cutoff=75.0):
             scored.append((ratio / 100.0 * 0.8, name))
     scored.sort(key=lambda s: (-s[0], s[1]))
-    hits: list[_Hit] = []
+    hits: list[Hit] = []
     seen: set[tuple[str, str]] = set()
     for score, name in scored:
         for entry in index.by_name[name]:
@@ -151,41 +158,78 @@ def name_hits(index: GeocodeIndex, q: str, limit: int,
     return hits[:limit]
 
 
-def _name_hit(entry: Entry, score: float) -> _Hit:
+def _name_hit(entry: Entry, score: float) -> Hit:
     x, y = _middle(entry.geom)
     kind = NAME_KIND.get(entry.kind, "place")
     label = entry.canonical if entry.name == entry.canonical else \
         f"{entry.canonical}（{entry.name}）"
     level = entry.kind if kind == "place" else None
-    return _Hit(kind, label, x, y, level, score)
+    return Hit(kind, label, x, y, level, score)
 
 
-def address_hits(index: GeocodeIndex, q: str, limit: int, city: CitySettings) -> list[_Hit]:
+@lru_cache(maxsize=4)
+def own_prefixes(city_name: str) -> tuple[str, ...]:
+    """The served city's province, city and district names, full and short (山东省, 山东,
+    济南市, 济南, 历下区, 历下), longest first: typed before an address, they say nothing."""
+    import cpca  # imported late: it loads its division table on first use
+
+    row = cpca.transform([city_name]).iloc[0]
+    names = {str(row[k]) for k in ("省", "市", "区") if isinstance(row[k], str) and row[k]}
+    names |= {n[:-1] for n in names if len(n) > 2 and n[-1] in "省市区县"}
+    return tuple(sorted(names, key=len, reverse=True))
+
+
+def strip_own_prefix(text: str, city: CitySettings) -> str:
+    """`text` (normalised) without the served city's own division names in front."""
+    prefixes = own_prefixes(city.name)
+    changed = True
+    while changed:
+        changed = False
+        for p in prefixes:
+            if text.startswith(p) and text[len(p):] not in ("", "省", "市", "区", "县"):
+                text, changed = text[len(p):], True
+                break  # from the longest again: 济南市 before 济南
+    return text
+
+
+def address_hits(index: GeocodeIndex, q: str, limit: int, city: CitySettings) -> list[Hit]:
     """The geocoder's candidates when `q` reads as an address (number, building, crossing)."""
-    parsed = parse_address(q, district_name=district_name_of(city))
+    rest = strip_own_prefix(normalize_text(q), city)
+    if not _ADDRESSISH.search(rest):
+        return []
+    if _DIVISION.match(rest):
+        # Another division may be named (青岛市…), or a compound (甸柳一区): let cpca read it,
+        # and suggest nothing in another district or city.
+        parsed = parse_address(q, district_name=district_name_of(city))
+        if elsewhere(parsed, city):
+            return []
+    else:
+        # The usual case, skipping cpca's per-call cost (its pandas frame: ~10 ms a call).
+        parsed = parse_address(rest, district_name=district_name_of(city), admin=False)
     is_address = (parsed.cross is not None or parsed.number is not None
                   or parsed.building is not None or parsed.side is not None
                   or parsed.offset is not None)
     if not is_address:
         return []
-    return [_Hit("address", c.name, c.x, c.y, c.level, c.score)
+    return [Hit("address", c.name, c.x, c.y, c.level, c.score)
             for c in match(parsed, index, limit=limit)
             if c.level in ("doorplate", "interpolated", "intersection", "landmark")]
 
 
 def rank_hits(index: GeocodeIndex, q: str, limit: int, city: CitySettings,
-              kinds: frozenset[str] | None = None) -> list[_Hit]:
+              kinds: frozenset[str] | None = None) -> list[Hit]:
     """Address candidates and matching names, best first, one per spot and label."""
-    hits = address_hits(index, q, limit, city) + name_hits(index, q, limit, kinds)
+    name_text = strip_own_prefix(normalize_text(q), city)
+    hits = address_hits(index, q, limit, city) + name_hits(index, name_text, limit, kinds)
     hits.sort(key=lambda h: -h.score)
-    out: list[_Hit] = []
+    out: list[Hit] = []
     for h in hits:
         if all(h.label != o.label or math.hypot(h.x - o.x, h.y - o.y) > 5.0 for o in out):
             out.append(h)
     return out[:limit]
 
 
-def to_suggestions(session: Session, hits: list[_Hit], metric_epsg: int,
+def to_suggestions(session: Session, hits: list[Hit], metric_epsg: int,
                    with_grid: bool = True) -> list[Suggestion]:
     """Hits (metric CRS) as WGS84 suggestions, with their grids read in one query."""
     if not hits:

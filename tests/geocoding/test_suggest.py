@@ -34,7 +34,8 @@ def test_doorplate_address_comes_first_with_its_grid(client: TestClient, demo_en
         p = conn.execute(text(f"""SELECT d.road_name, d.number, ({GRID_OF}) AS grid
             FROM doorplates d WHERE road_name IS NOT NULL AND suffix = ''
             ORDER BY id LIMIT 1 OFFSET 500""")).one()
-    for q in (f"{p.road_name}{p.number}号", f"历下区{p.road_name}{p.number}號"):
+    for q in (f"{p.road_name}{p.number}号", f"历下区{p.road_name}{p.number}號",
+              f"山东省济南市{p.road_name} {p.number}号"):
         best = suggest(client, q)[0]
         assert (best["kind"], best["level"], best["grid_code"]) == ("address", "doorplate",
                                                                      p.grid), q
@@ -51,8 +52,10 @@ def test_place_road_and_community_names_by_part(client: TestClient, demo_engine:
     found = suggest(client, facility[:-1])  # typed so far: all but the last character
     assert any(s["kind"] == "place" and s["label"] == facility and s["level"] == "facility"
                for s in found), found
-    found = suggest(client, road)
-    assert found[0]["kind"] == "road" and found[0]["label"] == road and found[0]["score"] == 1
+    for q in (road, f"山东省济南市历下区{road}", f"济南{road}"):  # own city's prefix: no matter
+        found = suggest(client, q)
+        assert found[0]["kind"] == "road" and found[0]["label"] == road, q
+        assert found[0]["score"] == 1, q
     assert len({s["label"] for s in found}) == len(found)  # aliases: one suggestion per road
     found = suggest(client, community)
     assert found[0]["kind"] == "community" and found[0]["grid_code"] is not None
@@ -95,6 +98,15 @@ def test_coordinates_in_either_order_and_any_crs(client: TestClient, demo_engine
         assert found[0]["lat"] == pytest.approx(case.lat, abs=1e-6), q
         assert found[0]["grid_code"] == case.grid_code, q
     assert suggest(client, "10,10") == []  # two numbers, but not a point of this city
+
+
+def test_address_in_another_city_is_not_suggested(client: TestClient, demo_engine: Engine):
+    with demo_engine.connect() as conn:
+        p = conn.execute(text("""SELECT road_name, number FROM doorplates
+            WHERE road_name IS NOT NULL AND suffix = '' ORDER BY id LIMIT 1""")).one()
+    assert suggest(client, f"青岛市市南区{p.road_name}{p.number}号") == []
+    found = suggest(client, f"济南市历下区{p.road_name}{p.number}号")
+    assert found[0]["kind"] == "address"
 
 
 @pytest.mark.parametrize("params, named", [

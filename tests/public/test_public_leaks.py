@@ -167,6 +167,11 @@ def fill(path: str, client: TestClient, request_id: str) -> list[tuple[str, dict
         params = [{"at": FRIDAY_NIGHT, "open_now": "false"}, {"at": FRIDAY_NIGHT}]
     elif path == "/public":
         params = [{"at": FRIDAY_NIGHT}]
+    elif path == "/public/geocode":
+        # The address search, asked for the secrets by a part of their names (the whole name
+        # would come back as the echoed query).
+        params = [{"q": q} for q in ("draft夜", RETIRED_ZONE[:-1], "王网格", "1380000000",
+                                     "路", "1号")]
     elif path == "/open311/v2/requests.json":
         params = [{}, {"service_request_id": request_id}, {"status": "open"}]
     if "{" not in path:
