@@ -30,9 +30,10 @@ from typing import Annotated
 import jinja2
 from asyncpg.exceptions import QueryCanceledError
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from morecantile import tms as tile_matrix_sets
 from morecantile.errors import InvalidIdentifier
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tipg import collections as tipg_collections
@@ -71,6 +72,7 @@ from api.ogc_standard import (
     tms_with_v1_keys,
     wrap_route,
 )
+from api.ogc_time import has_validity, validity_extent_sql
 from gis.platform.db import libpq_dsn, role_url, session_options
 from gis.platform.settings import Settings
 
@@ -198,13 +200,19 @@ async def open_ogc(app: FastAPI, settings: Settings) -> None:
                                          **session_options(settings, "public")})
     async with app.state.pool.acquire() as conn:
         found = await pg_get_collection_index(conn, settings=db)
-    # Only views of `pub`, whatever the catalog query returns; ids without the schema prefix.
-    # BoundPgCollection: filters compiled to bound parameters (api/ogc_filter.py).
-    # Chinese titles and descriptions (api/ogc_standard.py).
-    public = [BoundPgCollection.model_validate({**c.model_dump(by_alias=True), "id": c.table,
-                                                **titled(c.model_copy(update={"id": c.table}))})
-              for c in found
-              if isinstance(c, PgCollection) and c.dbschema == PUBLIC_SCHEMA]
+        # Only views of `pub`, whatever the catalog query returns; ids without the schema
+        # prefix. BoundPgCollection: filters compiled to bound parameters (api/ogc_filter.py).
+        # Chinese titles and descriptions (api/ogc_standard.py).
+        public = [BoundPgCollection.model_validate(
+                      {**c.model_dump(by_alias=True), "id": c.table,
+                       **titled(c.model_copy(update={"id": c.table}))})
+                  for c in found
+                  if isinstance(c, PgCollection) and c.dbschema == PUBLIC_SCHEMA]
+        # Layers valid for a period: their temporal extent (api/ogc_time.py).
+        for i, collection in enumerate(public):
+            if has_validity(collection):
+                row = await conn.fetchrow(validity_extent_sql(collection.table))
+                public[i] = collection.model_copy(update={"validity": list(row)})
     app.state.collection_catalog = Catalog(
         collections={c.id: c for c in public}, last_updated=datetime.datetime.now()
     )
@@ -279,6 +287,16 @@ def mount_ogc(app: FastAPI) -> None:
         return JSONResponse(app.state.ogc_openapi,
                             media_type="application/vnd.oai.openapi+json;version=3.0")
 
+    @app.get(f"{OGC_PREFIX}/api.html", include_in_schema=False, name="ogc_api_docs")
+    def ogc_api_docs() -> HTMLResponse:
+        """Swagger UI of /ogc/api alone (the landing page's service-doc), local assets only."""
+        return get_swagger_ui_html(
+            openapi_url=f"{OGC_PREFIX}/api", title="citygrid 公共图层 OGC API 文档",
+            swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{VENDOR}/leaflet/images/marker-icon.png",
+            swagger_ui_parameters={"validatorUrl": None})
+
     app.dependency_overrides[ItemsOutputType] = items_output_type
     app.dependency_overrides[ItemOutputType] = item_output_type
     # The filter is a language, not SQL: parsed and checked before a connection is taken.
@@ -287,7 +305,7 @@ def mount_ogc(app: FastAPI) -> None:
     app.add_exception_handler(QueryCanceledError, query_too_slow_response)
     handled = {exc: 400 if code == 422 else code for exc, code in DEFAULT_STATUS_CODES.items()
                if exc not in (Exception, PostgresError)}
-    # No public layer has a time column: `datetime` on one is the client's mistake, not a 500.
+    # `datetime` on a layer without time is the client's mistake, not a 500 (api/ogc_time.py).
     handled[MissingDatetimeColumn] = 400
     for exc, code in handled.items():
         app.add_exception_handler(exc, tipg_error_handler(code))

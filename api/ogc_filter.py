@@ -21,7 +21,9 @@ from cql2 import Expr
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from tipg.collections import Collection, PgCollection
+from tipg.model import Extent
 
+from api.ogc_time import has_validity, no_time_error, validity_extent, validity_predicate
 from gis.public.cql2_sql import Column, FilterError, check_filter, column_kind, compile_filter
 
 # The parameter list of the statement being built: tipg builds FROM, then WHERE, in one
@@ -72,7 +74,30 @@ def checked_filter(
 
 
 class BoundPgCollection(PgCollection):
-    """tipg's PostGIS collection with the WHERE clause compiled to bound parameters."""
+    """tipg's PostGIS collection with the WHERE clause compiled to bound parameters, and
+    `datetime` on a validity period (api/ogc_time.py)."""
+
+    # [earliest valid_from, latest valid_to or None] when the layer has a validity period.
+    validity: list[Any] | None = None
+
+    @property
+    def extent(self) -> Extent | None:
+        """tipg's extent; temporal = the validity interval for a layer with one."""
+        return validity_extent(super().extent, self.validity)
+
+    def cql_where(self, *args: Any, **kwargs: Any) -> Expr | None:
+        """tipg's WHERE, with `datetime` as validity intersection or refused without time."""
+        datetime, cql = kwargs.get("datetime"), kwargs.get("cql")
+        if args or not datetime:  # tipg passes keywords; anything else is left to it
+            return super().cql_where(*args, **kwargs)
+        if has_validity(self):
+            when = validity_predicate(self, datetime)
+            kwargs["cql"] = when if cql is None else Expr(
+                {"op": "and", "args": [cql.to_json(), when.to_json()]})
+            kwargs["datetime"] = None
+        elif self.datetime_column is None:
+            raise no_time_error(self)
+        return super().cql_where(**kwargs)
 
     def _from(self, function_parameters: dict[str, str] | None, params: list[Any]) -> str:
         """FROM clause; remembers the statement's parameter list for the WHERE clause."""

@@ -295,13 +295,18 @@ def collection_titles(request: Request, result: Any) -> Any:
 
 
 def landing_service_desc(request: Request, result: Any) -> Any:
-    """Landing page whose service-desc is /ogc/api (OAS 3.0 of /ogc only)."""
+    """Landing page whose service-desc is /ogc/api (OAS 3.0 of /ogc only) and service-doc
+    its Swagger UI at /ogc/api.html (tipg links the whole app's /openapi.json and /docs)."""
     doc, rebuild = _json_document(result)
     if doc is None:
         return result
     for link in doc["links"]:
         if link["rel"] == "service-desc":
             link["href"] = str(request.url_for("ogc_openapi"))
+            link["type"] = "application/vnd.oai.openapi+json;version=3.0"
+        elif link["rel"] == "service-doc":
+            link["href"] = str(request.url_for("ogc_api_docs"))
+            link["type"] = "text/html"
     return rebuild(doc)
 
 

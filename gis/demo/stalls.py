@@ -7,6 +7,7 @@ rules forbid stalls.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import geopandas as gpd
@@ -23,7 +24,9 @@ KERB_GAP_M = 1.0
 DEMONSTRATION_CLEARANCE_M = 30.0  # well beyond the 10 m the default rules demand
 ALL_WEEK = [1, 2, 3, 4, 5, 6, 7]
 ZONE_COLUMNS = ["name", "zone_type", "district_code", "time_slots", "seasons", "capacity",
-                "operator", "status", "simulated", "geometry"]
+                "operator", "status", "simulated", "valid_from", "valid_to", "geometry"]
+# Zone types approved for a fixed term (临时): their validity ends 1-10 months after the load.
+FIXED_TERM_TYPES = {"convenience_point", "featured_outdoor"}
 
 # zone_type -> (how many, Chinese label, time slot choices, seasons)
 ZONE_TYPES: dict[str, tuple[int, str, list[list[dict[str, object]]], list[dict[str, str]]]] = {
@@ -55,8 +58,9 @@ def _rectangle(line: shapely.LineString, at: float, length: float, near: float, 
 
 def build_stall_zones(outline_m: BaseGeometry, roads_m: gpd.GeoDataFrame,
                       subdistricts_m: gpd.GeoDataFrame,
-                      rng: np.random.Generator) -> gpd.GeoDataFrame:
-    """About 40 zones of 200–1,500 m² with capacity, operator, schedule and status."""
+                      rng: np.random.Generator, *, today: dt.date) -> gpd.GeoDataFrame:
+    """About 40 zones of 200–1,500 m² with capacity, operator, schedule, status and a
+    validity period around `today` (approved ones valid today, the retired one ended)."""
     carriageways = shapely.buffer(roads_m.geometry.values, roads_m["width_m"].to_numpy() / 2,
                                   cap_style="flat")
     road_tree = shapely.STRtree(carriageways)
@@ -107,4 +111,29 @@ def build_stall_zones(outline_m: BaseGeometry, roads_m: gpd.GeoDataFrame,
     frame["name"] = [n if r == 1 else f"{n}{r}号" for n, r in zip(frame["name"], rank,
                                                                    strict=True)]
     frame["status"] = status
+    frame["valid_from"], frame["valid_to"] = _validity(status, list(frame["zone_type"]), rng,
+                                                       today)
     return frame[ZONE_COLUMNS]
+
+
+def _validity(status: list[str], zone_types: list[str], rng: np.random.Generator,
+              today: dt.date) -> tuple[list[dt.date], list[dt.date | None]]:
+    """Validity periods: approved 1 month to 3 years ago, fixed-term ones ending in 1-10
+    months, the retired zone ended 10-60 days ago, drafts to start in two weeks."""
+    began = rng.integers(30, 3 * 365, size=len(status))
+    ends_in = rng.integers(30, 300, size=len(status))
+    ended = rng.integers(10, 60, size=len(status))
+    start: list[dt.date] = []
+    end: list[dt.date | None] = []
+    for i, (state, kind) in enumerate(zip(status, zone_types, strict=True)):
+        if state == "draft":
+            start.append(today + dt.timedelta(days=14))
+            end.append(None)
+            continue
+        start.append(today - dt.timedelta(days=int(began[i])))
+        if state == "retired":
+            end.append(today - dt.timedelta(days=int(min(ended[i], began[i] - 1))))
+        else:
+            end.append(today + dt.timedelta(days=int(ends_in[i]))
+                       if kind in FIXED_TERM_TYPES else None)
+    return start, end

@@ -80,8 +80,11 @@ def test_pub_schema_holds_exactly_the_public_layers(demo_engine: Engine) -> None
         views = set(conn.execute(text(
             "SELECT table_name FROM information_schema.views WHERE table_schema = 'pub'"
         )).scalars())
-    # The Open311 views (migration 0013) have no geometry, so the OGC API lists only the layers.
-    assert views == PUBLIC_LAYERS | {"service_requests", "services"}
+    # The Open311 views (0013), the published case photos (0018) and the public address
+    # search (0019) have no geometry column, so the OGC API lists only the layers.
+    non_spatial = {"service_requests", "services", "case_photos", "geocode_names",
+                   "geocode_doorplates", "geocode_version"}
+    assert views == PUBLIC_LAYERS | non_spatial
 
 
 def test_ogrinfo_lists_every_public_layer(ogc_url: str) -> None:
@@ -204,7 +207,7 @@ def test_bad_parameters_are_4xx(client: TestClient) -> None:
     assert r.status_code == 404
     r = client.get("/ogc/collections/streetlights/items", params={"datetime": "not-a-time"})
     assert r.status_code == 400
-    # No public layer has a time column; a datetime filter on one is refused, not a 500.
+    # Streetlights have no time; a datetime filter on them is refused, not a 500.
     r = client.get("/ogc/collections/streetlights/items",
                    params={"datetime": "2026-01-01T00:00:00Z/.."})
     assert r.status_code == 400 and "datetime" in r.json()["description"]
@@ -256,7 +259,7 @@ def test_mvt_tile_holds_the_streetlights_of_that_tile(client: TestClient,
 
 @pytest.mark.parametrize(("layer", "key", "allowed"), [
     ("stall_zones", "name", {"id", "name", "zone_type", "district_code", "time_slots",
-                             "seasons", "capacity", "operator"}),
+                             "seasons", "capacity", "operator", "valid_from", "valid_to"}),
     ("grid_cells", "code", {"id", "code", "community_code", "area_m2"}),
 ])
 def test_mvt_tile_holds_the_polygons_of_that_tile(client: TestClient, demo_engine: Engine,

@@ -231,6 +231,20 @@ def test_req_oas30_ogc_has_its_own_openapi_30_document(client: TestClient) -> No
     assert {"state", "code", "limit", "bbox", "filter"} <= names
 
 
+def test_landing_service_doc_is_the_swagger_ui_of_ogc_api(client: TestClient) -> None:
+    landing = client.get("/ogc/").json()
+    (doc,) = links(landing, "service-doc")
+    (desc,) = links(landing, "service-desc")
+    assert urlsplit(doc["href"]).path == "/ogc/api.html" and doc["type"] == "text/html"
+    assert urlsplit(desc["href"]).path == "/ogc/api"
+    page = client.get(doc["href"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # The page documents /ogc/api (not the whole app's /openapi.json), from local assets.
+    assert "'/ogc/api'" in page.text and "/openapi.json" not in page.text
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+
+
 def test_req_filter_cql2_conformance_classes_declared(client: TestClient) -> None:
     assert CQL2_CLASSES <= set(client.get("/ogc/conformance").json()["conformsTo"])
     # What is declared works: text, JSON, a spatial function.
@@ -271,9 +285,10 @@ def test_collections_have_chinese_titles_and_descriptions(client: TestClient) ->
 
 
 def test_datetime_on_a_layer_without_time_is_400(client: TestClient) -> None:
-    # No public layer has a time column, so no collection advertises a temporal extent.
-    for layer in PUBLIC_LAYERS:
+    # Only stall zones have time (their validity, tests/public/test_ogc_time.py).
+    for layer in PUBLIC_LAYERS - {"stall_zones"}:
         assert "temporal" not in client.get(f"/ogc/collections/{layer}").json()["extent"]
-    r = client.get("/ogc/collections/stall_zones/items",
+    r = client.get("/ogc/collections/streetlights/items",
                    params={"datetime": "2026-01-01T00:00:00Z"})
     assert r.status_code == 400 and r.json()["code"] == "InvalidParameterValue"
+    assert "has no time" in r.json()["description"]
