@@ -48,11 +48,14 @@ class CaseEventHub:
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._lock = threading.Lock()
+        self._proxy: Any = None
 
     def _connect(self) -> Any:
         # A connection of the app pool, detached: same role, server and timeouts, but ours.
         proxy = self._engine.raw_connection()
         proxy.detach()
+        # Keep the proxy: when it is garbage-collected it closes the connection under us.
+        self._proxy = proxy
         conn: Any = proxy.dbapi_connection
         conn.rollback()
         conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
