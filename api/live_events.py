@@ -173,9 +173,9 @@ def format_event(event: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 
-@router.get("/events/cases", response_class=StreamingResponse, responses={200: {
-    "content": {"text/event-stream": {}},
-    "description": "event `case`, data {case_id, case_no, status, action, grid_code, at}"}})
+# Not in the OpenAPI document: the stream never ends, which schema-driven clients and the
+# fuzzer (tests/api/test_fuzz.py calls every operation) cannot handle; README documents it.
+@router.get("/events/cases", response_class=StreamingResponse, include_in_schema=False)
 async def case_events(
     request: Request, user: StaffDep, session: SessionDep,
     heartbeat: Annotated[float, Query(ge=1, le=60, description="seconds between heartbeat "
