@@ -7,6 +7,7 @@ from layers import (
     cases,
     communities,
     districts,
+    doorplates,
     facilities,
     grid_cells,
     manhole_covers,
@@ -21,7 +22,7 @@ from layers.base import LayerSpec
 LAYERS: dict[str, LayerSpec] = {
     module.SPEC.id: module.SPEC
     for module in (districts, subdistricts, communities, grid_cells, stations, roads,
-                   stall_zones, streetlights, manhole_covers, facilities, cases)
+                   stall_zones, streetlights, manhole_covers, facilities, cases, doorplates)
 }
 
 
