@@ -1,5 +1,8 @@
 """Base maps for the public page: none (offline outlines), OpenStreetMap, Tianditu, AMap.
 
+Staff maps (`staff_base_for`) draw the city's own vector base map (/tiles/basemap), unless a
+tile mirror is configured (StaffMapSettings): then its raster tiles, shifted for GCJ-02.
+
 Each base map says in which datum its tiles are drawn. Tianditu is CGCS2000 (equal to WGS84
 at map scale), OSM is WGS84, AMap is GCJ-02: data drawn on AMap must be shifted WGS84 ->
 GCJ-02 first or it lands several hundred metres off. `none` needs no network at all and is the
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gis.platform.settings import PublicMapSettings
+from gis.geo.coords import wgs84_to_gcj02
+from gis.platform.settings import PublicMapSettings, StaffMapSettings
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,44 @@ def basemap_for(settings: PublicMapSettings) -> BaseMap:
         tiles = (TileSource(settings.tile_url, attribution=tiles[0].attribution,
                             max_zoom=tiles[0].max_zoom),)
     return BaseMap(choice, name, crs, tiles)
+
+
+BASEMAP_TILE_URL = "/tiles/basemap/{z}/{x}/{y}.pbf"
+
+
+@dataclass(frozen=True)
+class StaffBase:
+    """The staff maps' background: the city's vector base map, or a configured tile mirror."""
+
+    name_zh: str
+    url: str
+    kind: str = "city"  # "city" (vector tiles from the app) or "mirror" (raster tiles)
+    labels_url: str | None = None
+    subdomains: str = ""
+    max_zoom: int = 18
+    attribution: str = ""
+    # GCJ-02 mirror: (dlon, dlat) from WGS84 to GCJ-02 at the city centre; the page moves the
+    # tiles back by it (the offset varies by well under a metre across a district).
+    shift: tuple[float, float] | None = None
+
+    def config(self) -> dict[str, object]:
+        """What the page script needs, as JSON-ready values."""
+        return {"kind": self.kind, "name": self.name_zh, "url": self.url,
+                "labelsUrl": self.labels_url, "subdomains": self.subdomains,
+                "maxZoom": self.max_zoom, "attribution": self.attribution,
+                "shift": list(self.shift) if self.shift else None}
+
+
+def staff_base_for(settings: StaffMapSettings, *, center: tuple[float, float]) -> StaffBase:
+    """The offline city base map, or the mirror `settings` name (shifted when GCJ-02)."""
+    if not settings.tile_url:
+        return StaffBase("城市底图（离线）", BASEMAP_TILE_URL)
+    shift = None
+    if settings.tile_datum == "gcj02":
+        lat, lon = center
+        glon, glat = wgs84_to_gcj02(lon, lat)
+        shift = (float(glon) - lon, float(glat) - lat)
+    return StaffBase("瓦片底图（" + ("高德" if shift else "天地图") + "镜像）", settings.tile_url,
+                     kind="mirror", labels_url=settings.tile_labels_url,
+                     subdomains=settings.tile_subdomains, max_zoom=settings.tile_max_zoom,
+                     attribution=settings.tile_attribution, shift=shift)

@@ -1,5 +1,9 @@
 """The overview map: every layer of the city on one offline Leaflet page, labelled in Chinese.
 
+The page served at /map draws the base map and the big layers from vector tiles
+(maps.overview_tiles) and embeds only the small layers; without `tiles` every layer is
+embedded as below (tests and offline exports).
+
 Sizes decide the drawing: polygons and lines are canvas-drawn GeoJSON with popups; point
 layers above CLUSTER_MIN features are marker clusters whose popups are built only when opened;
 heat layers (cases by default) become a heat map.
@@ -22,6 +26,7 @@ from folium.template import Template
 from layers.base import LayerSpec
 from layers.registry import LAYERS
 from maps.escaping import ESC_JS, EscapedGeoJsonPopup, EscapedGeoJsonTooltip, escape
+from maps.overview_tiles import OverviewTiles, add_tiled_layers
 from maps.popups import display_values, to_web
 
 CLUSTER_MIN = 2000  # point layers with more features than this are clustered
@@ -127,14 +132,22 @@ def overview_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float,
                  m: folium.Map | None = None, title: str = "城市管理综合地图",
                  zoom_start: int = 13, hidden: Collection[str] = ("streetlights",
                                                                   "manhole_covers"),
-                 heat: Collection[str] = HEAT_LAYERS) -> folium.Map:
-    """Add every layer in `layers` (id -> GeoDataFrame) with Chinese labels; return the map."""
+                 heat: Collection[str] = HEAT_LAYERS,
+                 tiles: OverviewTiles | None = None) -> folium.Map:
+    """Add every layer in `layers` (id -> GeoDataFrame) with Chinese labels; return the map.
+
+    With `tiles`, the base map and the tiled layers come from the app's vector tiles and
+    `layers` should hold only the small ones (embedded as GeoJSON); the view opens at
+    `center` and `zoom_start` instead of fitting every feature.
+    """
     fresh = m is None
     if m is None:
         # No tiles: an isolated network has no tile server; the district outline is the
         # background until base maps become configurable.
+        # With tiles: SVG, because a canvas over the whole map would take every click meant
+        # for the tiled layers beneath it; the embedded layers are only a few hundred features.
         m = folium.Map(location=list(center), zoom_start=zoom_start, tiles=None,
-                       prefer_canvas=True)
+                       prefer_canvas=tiles is None)
         m.add_child(MetricScale(), name="cg_scale")
     # Without a tile layer Leaflet has no maxZoom, and markercluster refuses to work.
     m.options.setdefault("max_zoom", MAX_ZOOM)
@@ -142,12 +155,14 @@ def overview_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float,
     if isinstance(figure, Figure):
         figure.header.add_child(Element(_PAGE_CSS), name="citygrid_css")
     bounds: list[tuple[float, float, float, float]] = []
+    embedded: list[tuple[str, str]] = []  # (Chinese name, folium variable) for the control
     for layer_id, gdf in layers.items():
         spec = LAYERS[layer_id]
         show = layer_id not in hidden
         if gdf.empty:
             # Still listed in the layer control so users see the layer exists.
             folium.FeatureGroup(name=spec.title_zh, show=show).add_to(m)
+            embedded.append((spec.title_zh, list(m._children.values())[-1].get_name()))
             continue
         web = to_web(gdf, layer=layer_id)
         bounds.append(tuple(web.total_bounds))
@@ -157,12 +172,17 @@ def overview_map(layers: Mapping[str, gpd.GeoDataFrame], *, center: tuple[float,
             add_point_cluster(m, web, spec, show=show)
         else:
             add_vector_layer(m, web, spec, show=show)
-    folium.LayerControl(collapsed=False).add_to(m)
+        embedded.append((spec.title_zh, list(m._children.values())[-1].get_name()))
+    if tiles is None:
+        folium.LayerControl(collapsed=False).add_to(m)
+    else:
+        add_tiled_layers(m, tiles, center=center, max_zoom=MAX_ZOOM, embedded=embedded)
     m.add_child(PageOverlay(f'<div class="cg-title">{escape(title)}</div>'), name="cg_title")
-    legend = class_legend([LAYERS[i] for i in layers])
+    shown = [*layers, *(t.id for t in tiles.layers)] if tiles else list(layers)
+    legend = class_legend([LAYERS[i] for i in shown])
     if legend:
         m.add_child(PageOverlay(legend), name="cg_legend")
-    if fresh and bounds:
+    if fresh and bounds and tiles is None:
         x1 = min(b[0] for b in bounds)
         y1 = min(b[1] for b in bounds)
         x2 = max(b[2] for b in bounds)

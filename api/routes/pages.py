@@ -20,10 +20,7 @@ from markupsafe import escape
 
 from api.auth import StaffDep
 from api.deps import SessionDep, SettingsDep
-from layers.query import read_layer
-from layers.registry import LAYERS
-from maps.assets import render_html
-from maps.overview import overview_map
+from api.overview_map import render_overview
 
 router = APIRouter(tags=["pages"])
 
@@ -103,16 +100,14 @@ li{{margin:.5rem 0}}
 @router.get("/map", response_class=HTMLResponse, summary="综合地图 (overview map page)")
 def overview_page(request: Request, session: SessionDep, settings: SettingsDep,
                   user: StaffDep) -> Response:
-    """Every layer of the registry on one offline map page; cached per process."""
+    """Every layer of the city on one offline map page (big ones as tiles); cached."""
     # A grid owner's page holds only their grids' rows (row-level security): cache it apart,
     # or one owner's page would be served to everybody else.
     key = f"map:owner:{user.owner_name}" if user.is_grid_owner else "map"
 
     def render() -> str:
-        layers = {layer_id: read_layer(session, spec) for layer_id, spec in LAYERS.items()}
-        m = overview_map(layers, center=settings.city.center,
-                         title=f"{settings.city.name} 城市管理综合地图")
-        return render_html(m, title=f"{settings.city.name} 综合地图")
+        # Small layers embedded, the base map and big layers from /tiles (api.overview_map).
+        return render_overview(session, settings)
 
     return cached_page(request, key, render)
 

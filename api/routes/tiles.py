@@ -6,11 +6,18 @@ base map. Both need a signed-in staff member and run in the request's session, s
 owner's tiles hold only their grids' rows. The public layers are tiled by `/ogc` instead.
 
 Tiles carry an ETag (a hash of the tile's bytes and the viewer's scope): a browser
-revalidates and gets 304 without the bytes. The app's gzip middleware compresses them.
+revalidates and gets 304 without the bytes. The app's gzip middleware compresses them. Each
+process keeps the last TILE_CACHE_MAX tiles per scope (staff, or one grid owner) for
+DATA_TTL_S seconds (base map: BASEMAP_TTL_S), so a page's first view does not render the same
+tile once per visitor; a change shows in data tiles within DATA_TTL_S.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -31,6 +38,11 @@ MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 DATA_CACHE = "private, no-cache"
 BASEMAP_CACHE = "private, max-age=3600"
 
+TILE_CACHE_MAX = 4096  # tiles per process; a city tile is 1-30 KB
+DATA_TTL_S = 15.0
+BASEMAP_TTL_S = 3600.0
+_CACHE_LOCK = threading.Lock()
+
 Zoom = Annotated[int, Path(description=f"zoom level 0..{MAX_ZOOM}", examples=[14])]
 Column = Annotated[int, Path(description="tile column, 0..2^z-1", examples=[13518])]
 Row = Annotated[int, Path(description="tile row (XYZ, from the north), 0..2^z-1",
@@ -46,6 +58,28 @@ def _tile_response(request: Request, body: bytes, *, scope: str, cache: str) -> 
     return Response(body, media_type=MVT_MEDIA_TYPE, headers=headers)
 
 
+def _cached(request: Request, key: tuple[object, ...], ttl: float,
+            build: Callable[[], bytes]) -> bytes:
+    """The tile under `key` if built less than `ttl` seconds ago, else built now and kept."""
+    cache: OrderedDict[tuple[object, ...], tuple[float, bytes]] | None = getattr(
+        request.app.state, "tile_cache", None)
+    if cache is None:
+        cache = request.app.state.tile_cache = OrderedDict()
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        hit = cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            cache.move_to_end(key)
+            return hit[1]
+    body = build()  # outside the lock: tiles render in parallel
+    with _CACHE_LOCK:
+        cache[key] = (now, body)
+        cache.move_to_end(key)
+        while len(cache) > TILE_CACHE_MAX:
+            cache.popitem(last=False)
+    return body
+
+
 def _scope(user: User) -> str:
     # Two grid owners get different tiles for the same address: keep their ETags apart.
     return f"owner:{user.owner_name}" if user.is_grid_owner else "staff"
@@ -58,8 +92,10 @@ def _scope(user: User) -> str:
 def basemap(request: Request, z: Zoom, x: Column, y: Row, session: SessionDep,
             user: StaffDep) -> Response:
     """District, street and community outlines, roads, landmarks and thinned labels."""
-    body = basemap_tile(session, TileKey(z, x, y))
-    return _tile_response(request, body, scope=_scope(user), cache=BASEMAP_CACHE)
+    tile, scope = TileKey(z, x, y), _scope(user)
+    body = _cached(request, (scope, "basemap", z, x, y), BASEMAP_TTL_S,
+                   lambda: basemap_tile(session, tile))
+    return _tile_response(request, body, scope=scope, cache=BASEMAP_CACHE)
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.pbf", summary="图层矢量瓦片 (staff layer MVT)",
@@ -71,5 +107,7 @@ def staff_layer(request: Request,
                                      examples=["cases"])],
           z: Zoom, x: Column, y: Row, session: SessionDep, user: StaffDep) -> Response:
     """One staff layer's tile: features from its detail zoom on, counts per bin below."""
-    body = layer_tile(session, layer, TileKey(z, x, y))
-    return _tile_response(request, body, scope=_scope(user), cache=DATA_CACHE)
+    tile, scope = TileKey(z, x, y), _scope(user)
+    body = _cached(request, (scope, layer, z, x, y), DATA_TTL_S,
+                   lambda: layer_tile(session, layer, tile))
+    return _tile_response(request, body, scope=scope, cache=DATA_CACHE)

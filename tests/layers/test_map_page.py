@@ -37,48 +37,101 @@ def base_url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
-def test_map_page_offline_in_chromium(chromium: Path, base_url: str, demo_engine) -> None:
-    with offline_page(chromium, extra_http_headers=headers_for(demo_engine, "analyst")) as browser:
+PAGE_BUDGET = 300_000  # bytes of HTML (it was 8.7 MB when every layer was embedded)
+COUNTS_OVERLAP = """() => {
+    const boxes = [...document.querySelectorAll('.cg-count')].map(e => e.getBoundingClientRect());
+    let overlaps = 0;
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        if (a.left < b.right && b.left < a.right &&
+            a.top < b.bottom && b.top < a.bottom) overlaps++;
+    }
+    return {n: boxes.length, overlaps};
+}"""
+
+
+def click_centre_popup(page) -> str:
+    """Click the middle of the map (where the case heat is drawn) and return the popup text."""
+    box = page.locator(".leaflet-container").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.55)
+    popup = page.wait_for_selector(".leaflet-popup-content", timeout=15_000)
+    return popup.inner_text()
+
+
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+def test_map_page_offline_in_chromium(chromium: Path, base_url: str, demo_engine,
+                                      width: int, height: int) -> None:
+    with offline_page(chromium, width=width, height=height,
+                      extra_http_headers=headers_for(demo_engine, "analyst")) as browser:
         page = browser.page
+        responses: list = []
+        page.on("response", lambda r: responses.append(r))
         started = time.perf_counter()
         response = page.goto(f"{base_url}/map", wait_until="load", timeout=180_000)
         assert response is not None and response.status == 200
-        page.wait_for_function(
-            "() => window.L && document.querySelector('.leaflet-control-layers')",
-            timeout=60_000)
+        page.wait_for_function("() => window.cgOverview && cgOverview.tiles() >= 4",
+                               timeout=60_000)
         load_s = time.perf_counter() - started
-
+        html = response.body()
+        assert len(html) <= PAGE_BUDGET, f"/map is {len(html):,} bytes"
+        assert page.evaluate("cgOverview.map.getZoom()") == 13
+        if width < 700:  # the phone's layer list opens from its button
+            page.locator(".leaflet-control-layers-toggle").click()
         overlays = [t.strip() for t in page.locator(
             ".leaflet-control-layers-overlays label").all_inner_texts()]
-        for spec in LAYERS.values():
-            assert spec.title_zh in overlays, f"{spec.title_zh} not in {overlays}"
-
-        drawn = page.evaluate("""() => {
-            const map = Object.values(window).find(v => v instanceof L.Map);
-            const layers = [];
-            map.eachLayer(l => layers.push(l));
-            return {paths: layers.filter(l => l instanceof L.Path).length,
-                    canvas: document.querySelectorAll('.leaflet-overlay-pane canvas').length,
-                    heat: document.querySelectorAll('canvas.leaflet-heatmap-layer').length};
-        }""")
-        assert drawn["paths"] > 100, drawn  # grid cells, roads, outlines on the canvas
-        assert drawn["canvas"] >= 1, drawn
-        assert drawn["heat"] == 1, drawn  # cases
-
-        # Streetlights start hidden (too many); switching them on must cluster them.
-        page.locator(".leaflet-control-layers-overlays label",
-                     has_text=LAYERS["streetlights"].title_zh).locator("input").check()
-        page.wait_for_selector(".marker-cluster", timeout=30_000)
-        clusters = page.locator(".marker-cluster").count()
-        assert clusters > 0
+        for layer_id in ("grid_cells", "roads", "streetlights", "manhole_covers", "cases",
+                         "stations", "stall_zones", "facilities"):
+            assert LAYERS[layer_id].title_zh in overlays, f"{layer_id} not in {overlays}"
+        # Nothing draws 11,000 cells at zoom 13: cells come as communities, cases as heat.
+        page.wait_for_function(
+            "() => document.querySelectorAll('.leaflet-cg-data-pane path').length > 20",
+            timeout=60_000)
+        page.wait_for_load_state("networkidle", timeout=60_000)
+        data_paths = page.evaluate(
+            "document.querySelectorAll('.leaflet-cg-data-pane path').length")
+        assert 0 < data_paths < 1500, data_paths
         assert "城市管理综合地图" in page.locator(".cg-title").inner_text()
         assert page.evaluate("document.documentElement.lang") == "zh-CN"
+        if width < 700:
+            page.evaluate("document.querySelector('.leaflet-control-layers')"
+                          ".classList.remove('leaflet-control-layers-expanded')")
+        # The heat is drawn under the grid: a click there reaches the community below.
+        page.wait_for_timeout(500)
+        text = click_centre_popup(page)
+        assert "社区" in text and "单元网格" in text, text
+        page.evaluate("cgOverview.map.closePopup()")
 
-        browser.screenshot("map.png")
+        # Lights and covers at zoom 14: counts per bin, and no two numbers overlap.
+        for layer_id in ("streetlights", "manhole_covers"):
+            page.evaluate("""(name) => {
+                const m = cgOverview.map;
+                document.querySelectorAll('.leaflet-control-layers-overlays label')
+                    .forEach(l => { if (l.innerText.trim() === name) {
+                        const i = l.querySelector('input'); if (!i.checked) i.click(); } });
+            }""", LAYERS[layer_id].title_zh)
+        page.evaluate("cgOverview.map.setZoom(14, {animate: false})")
+        page.wait_for_function("() => document.querySelectorAll('.cg-count').length > 4",
+                               timeout=30_000)
+        page.wait_for_timeout(1000)
+        counts = page.evaluate(COUNTS_OVERLAP)
+        assert counts["n"] > 4 and counts["overlaps"] == 0, counts
+        assert page.locator(".cg-count-streetlights").count() > 0
+        assert page.locator(".cg-count-manhole_covers").count() > 0
 
+        # Street level: names from the base map, and features with popups.
+        page.evaluate("cgOverview.map.setZoom(16, {animate: false})")
+        page.wait_for_function("() => cgOverview.labels > 5", timeout=30_000)
+        labels = page.locator(".cg-label").all_inner_texts()
+        assert any(t.endswith(("路", "街")) for t in labels), labels
+        browser.screenshot(f"map_{width}.png")
+
+    tiles = [r for r in responses if "/tiles/" in r.url]
+    assert len(tiles) >= 10 and all(r.status == 200 for r in tiles)
+    assert any("/tiles/basemap/" in r.url for r in tiles)
     assert browser.external == [], f"page tried to leave the app: {browser.external}"
     assert browser.errors == [], f"JavaScript errors: {browser.errors}"
-    print(f"\n/map loaded in Chromium in {load_s:.1f}s; {drawn}, {clusters} cluster icons")
+    print(f"\n/map {width}x{height}: {load_s:.1f}s to first tiles, {len(html):,} bytes HTML, "
+          f"{len(tiles)} tile responses, {counts} count numbers")
 
 
 def test_map_page_is_cached_and_gzipped(app: FastAPI, base_url: str, demo_engine) -> None:
@@ -99,6 +152,7 @@ def test_map_page_is_cached_and_gzipped(app: FastAPI, base_url: str, demo_engine
     assert revalidated.status_code == 304
     assert warm < cold
     gzipped = int(first.headers["content-length"])
+    assert len(first.content) <= PAGE_BUDGET and gzipped < 100_000
     print(f"\n/map cold {cold:.2f}s, cached {warm * 1000:.0f} ms, "
           f"{len(first.content) / 1e6:.2f} MB HTML, {gzipped / 1e6:.2f} MB gzip")
 

@@ -1,0 +1,182 @@
+"""Benchmark: every page, every role, desktop and phone, in Chromium with an empty cache.
+
+Not a timed test. Serves the app (default settings: the private cluster with the demo city,
+`citygrid demo load`) on a loopback port and opens each page the role is offered (the shell's
+navigation, plus the anonymous pages) in Debian's Chromium at 1440x900 and 390x844, one fresh
+browser context per page (empty cache), every request outside 127.0.0.1 aborted. Per page:
+
+* `server`   the document's time to first byte (request sent -> response start), ms
+* `ready`    navigation start -> the `load` event and the last request of the page finished
+             (tiles and data included; measured after the network is quiet for 0.5 s), s
+* `KB`       bytes transferred (encoded body + headers) of every response
+* `req`      requests made; `err` console errors and uncaught exceptions; `out` requests to
+             other hosts (aborted)
+
+Budget (issue 15): ready <= 1.0 s, <= 600 KB, 0 errors, 0 outside requests. The server's page
+cache is warmed by one plain GET per page first, so `server` is the cached figure; the cold
+render time of that GET is printed as `cold`.
+
+    .venv/bin/python bench/pages.py [--markdown] [--only /map]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+from api.main import create_app
+from api.shell import page_paths
+from gis.access import auth
+from gis.platform.db import database_url, make_engine, transaction
+from gis.platform.settings import Settings
+from maps.shell import nav_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, run as a script
+from tests.support.browser import chromium_or_skip, offline_page, serve
+
+VIEWPORTS = ((1440, 900), (390, 844))
+ANONYMOUS_PAGES = ("/", "/login", "/public")
+ROLES = ("dispatcher", "planner", "analyst", "grid_owner", "supervisor")
+BUDGET_S, BUDGET_KB = 1.0, 600
+QUIET_MS = 500
+
+
+@dataclass
+class Row:
+    """One page at one size for one role."""
+
+    role: str
+    path: str
+    size: str
+    status: int
+    cold_s: float
+    server_ms: float
+    ready_s: float
+    kb: float
+    requests: int
+    errors: list[str]
+    outside: int
+
+    @property
+    def ok(self) -> bool:
+        """Within the budget."""
+        return (self.status == 200 and self.ready_s <= BUDGET_S and self.kb <= BUDGET_KB
+                and not self.errors and self.outside == 0)
+
+
+def tokens(settings: Settings) -> dict[str, str]:
+    """A bearer token for one demo user of each role (`citygrid demo load` made them)."""
+    engine = make_engine(database_url(settings))
+    found: dict[str, str] = {}
+    with transaction(engine) as session:
+        for role in ROLES:
+            username = session.execute(text(
+                "SELECT username FROM users WHERE role = :role ORDER BY id LIMIT 1"),
+                {"role": role}).scalar()
+            if username is not None:
+                found[role] = auth.issue_token(session, user=auth.get_user(session, username))
+    engine.dispose()
+    return found
+
+
+def measure(chromium: Any, base: str, path: str, token: str | None, width: int,
+            height: int) -> tuple[int, float, float, float, int, list[str], int]:
+    """Open `path` in a fresh context; (status, server ms, ready s, KB, requests, errors, out)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with offline_page(chromium, width=width, height=height,
+                      extra_http_headers=headers) as browser:
+        page = browser.page
+        requests: list[Any] = []
+        finished: list[float] = []
+        page.on("request", lambda r: requests.append(r))
+        page.on("requestfinished", lambda r: finished.append(time.perf_counter()))
+        page.on("requestfailed", lambda r: finished.append(time.perf_counter()))
+        started = time.perf_counter()
+        response = page.goto(base + path, wait_until="load", timeout=120_000)
+        loaded = time.perf_counter()
+        try:
+            page.wait_for_load_state("networkidle", timeout=30_000)
+        except Exception:  # a page that polls never idles: count what it did in 30 s
+            pass
+        ready = max([loaded, *finished]) - started
+        status = response.status if response else 0
+        timing = response.request.timing if response else {}
+        server_ms = max(0.0, timing.get("responseStart", 0) - timing.get("requestStart", 0))
+        transferred = 0
+        for request in requests:
+            try:
+                sizes = request.sizes()
+            except Exception:  # aborted (outside) requests have no sizes
+                continue
+            transferred += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        return (status, server_ms, ready, transferred / 1024, len(requests),
+                list(browser.errors), len(browser.external))
+
+
+def main(markdown: bool = typer.Option(False, help="print a Markdown table for the README"),
+         only: str | None = typer.Option(None, help="measure only this path")) -> None:
+    """Measure every page of every role at desktop and phone size."""
+    console = Console()
+    settings = Settings()
+    chromium = chromium_or_skip()
+    app = create_app(settings)
+    keys = tokens(settings)
+    rows: list[Row] = []
+    with serve(app) as base:
+        available = page_paths(app)
+        plan: list[tuple[str, str]] = [("anonymous", p) for p in ANONYMOUS_PAGES]
+        for role in ROLES:
+            if role in keys:
+                plan += [(role, p.path) for p in nav_for(role, available)]
+        if only:
+            plan = [(r, p) for r, p in plan if p == only]
+        for role, path in plan:
+            token = keys.get(role)
+            started = time.perf_counter()
+            httpx.get(base + path, timeout=300,
+                      headers={"Authorization": f"Bearer {token}"} if token else {})
+            cold = time.perf_counter() - started
+            for width, height in VIEWPORTS:
+                status, server_ms, ready, kb, count, errors, outside = measure(
+                    chromium, base, path, token, width, height)
+                rows.append(Row(role, path, f"{width}x{height}", status, cold, server_ms,
+                                ready, kb, count, errors, outside))
+                console.log(rows[-1])
+    print_table(console, rows, markdown=markdown)
+
+
+def print_table(console: Console, rows: list[Row], *, markdown: bool) -> None:
+    """The per-page table with the budget and pass/fail."""
+    head = ["role", "page", "size", "cold s", "server ms", "ready s", "KB", "req", "err",
+            "out", f"budget ≤{BUDGET_S:.1f} s ≤{BUDGET_KB} KB 0/0"]
+    cells = [[r.role, r.path, r.size, f"{r.cold_s:.2f}", f"{r.server_ms:.0f}",
+              f"{r.ready_s:.2f}", f"{r.kb:.0f}", str(r.requests), str(len(r.errors)),
+              str(r.outside), "pass" if r.ok else "FAIL"] for r in rows]
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for c in cells:
+            print("| " + " | ".join(c) + " |")
+    else:
+        table = Table(*head, title="pages: Chromium, empty cache, demo city")
+        for c in cells:
+            table.add_row(*c)
+        console.print(table)
+    passed = sum(r.ok for r in rows)
+    print(f"\n{passed}/{len(rows)} within budget")
+    for r in rows:
+        for error in r.errors[:2]:
+            print(f"  {r.role} {r.path} {r.size}: {error[:160]}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
