@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
-from api.auth import StaffDep, require_roles
+from api.auth import StaffDep, require_roles, staff_only
 from api.deps import SessionDep
 from api.idempotency import IdempotentDep
 from gis.access.auth import ROLE_LABELS_ZH, User
@@ -221,21 +221,23 @@ def field(request: Request, session: SessionDep, user: FieldUserDep) -> HTMLResp
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/field/manifest.webmanifest", include_in_schema=False)
+# Manifest, icon and worker are staff-only like every internal route (the page links the
+# manifest with crossorigin="use-credentials" so the browser sends the login cookie).
+@router.get("/field/manifest.webmanifest", include_in_schema=False, dependencies=[staff_only])
 def manifest() -> Response:
-    """The web app manifest (public: browsers fetch it without the login cookie)."""
+    """The web app manifest."""
     return Response(json.dumps(field_manifest(), ensure_ascii=False),
                     media_type="application/manifest+json")
 
 
-@router.get("/field/icon.svg", include_in_schema=False)
+@router.get("/field/icon.svg", include_in_schema=False, dependencies=[staff_only])
 def icon() -> Response:
     """The app icon."""
     return Response(FIELD_ICON_SVG, media_type="image/svg+xml",
                     headers={"Cache-Control": "max-age=86400"})
 
 
-@router.get("/field-sw.js", include_in_schema=False)
+@router.get("/field-sw.js", include_in_schema=False, dependencies=[staff_only])
 def worker() -> Response:
     """The service worker: caches the app shell, the last task list, lets writes through."""
     return Response(service_worker(), media_type="text/javascript", headers={

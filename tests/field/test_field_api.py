@@ -128,14 +128,16 @@ def test_verifications_are_append_only(field_engine):
 def test_page_manifest_and_worker(client, field_engine):
     assert client.get("/field", headers={"Accept": "text/html"},
                       follow_redirects=False).status_code == 303
-    page = client.get("/field", headers=headers_for(field_engine, "grid_owner",
-                                                    owner_name=OWNER_WEST))
+    worker_headers = headers_for(field_engine, "grid_owner", owner_name=OWNER_WEST)
+    page = client.get("/field", headers=worker_headers)
     assert page.status_code == 200
-    assert '<link rel="manifest" href="/field/manifest.webmanifest">' in page.text
+    assert '<link rel="manifest" href="/field/manifest.webmanifest"' in page.text
     assert "cdn" not in page.text.lower()
-    manifest = client.get("/field/manifest.webmanifest").json()
+    for path in ("/field/manifest.webmanifest", "/field/icon.svg", "/field-sw.js"):
+        assert client.get(path).status_code == 401
+    manifest = client.get("/field/manifest.webmanifest", headers=worker_headers).json()
     assert manifest["start_url"] == "/field" and manifest["display"] == "standalone"
-    worker = client.get("/field-sw.js")
+    worker = client.get("/field-sw.js", headers=worker_headers)
     assert worker.headers["content-type"].startswith("text/javascript")
     assert "connect-src 'self'" in worker.headers["content-security-policy"]
     assert '"/field"' in worker.text
