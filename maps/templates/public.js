@@ -44,15 +44,46 @@ function icon(kind, open) {
                           esc(k.color) + '">' + esc(k.glyph) + "</div>"});
 }
 var items = [];
+// A phone shows a place's details in the bottom sheet (a popup would cover the small map);
+// a wider screen opens them in a popup at the place.
+function narrowScreen() { return window.innerWidth < 900; }
+function showDetails(item) {
+  if (!narrowScreen()) {
+    item.marker.openPopup();
+    return;
+  }
+  $("cg-detail-body").innerHTML = item.popup;
+  $("cg-detail").hidden = false;
+  $("cg-sheet").classList.add("cg-has-detail");
+  $("cg-sheet").scrollTop = 0;
+}
 function add(kind, place, popup, polygon) {
   var marker = L.marker([place.lat, place.lon], {icon: icon(kind, place.open_now),
                                                   title: place.name});
-  marker.bindPopup(popup);
   var item = {kind: kind, id: place.id, name: place.name, open: place.open_now,
-              marker: marker, polygon: polygon || null};
-  if (polygon) { polygon.bindPopup(popup); }
+              marker: marker, polygon: polygon || null, popup: popup};
+  marker.bindPopup(popup);
+  // On a phone the sheet replaces the popup: close it as it opens.
+  marker.on("popupopen", function () {
+    if (narrowScreen()) { marker.closePopup(); showDetails(item); }
+  });
+  if (polygon) {
+    polygon.on("click", function (e) {
+      if (narrowScreen()) { showDetails(item); } else {
+        L.popup().setLatLng(e.latlng).setContent(popup).openOn(map);
+      }
+    });
+  }
   items.push(item);
   return item;
+}
+$("cg-detail-close").addEventListener("click", function () {
+  $("cg-detail").hidden = true;
+  $("cg-sheet").classList.remove("cg-has-detail");
+});
+// Zoom buttons where there is a mouse and room; phones pinch.
+if (!narrowScreen()) {
+  L.control.zoom({position: "topright", zoomInTitle: "放大", zoomOutTitle: "缩小"}).addTo(map);
 }
 DATA.facilities.forEach(function (f) {
   add(f.kind, f, "<b>" + esc(f.name) + "</b>" + rows([
@@ -79,24 +110,41 @@ map.addLayer(zoneShapes);
 map.addLayer(cluster);
 
 // ---- filters --------------------------------------------------------------------------------
-var shown = {};
-CONFIG.kinds.forEach(function (k) {
-  shown[k.id] = true;
+// Chips select forwards: none chosen shows every kind ("全部"); tapping a kind shows only the
+// chosen ones, tapping it again drops it (back to all when none is left).
+var chosen = {};
+function anyChosen() { return Object.keys(chosen).some(function (k) { return chosen[k]; }); }
+function paintChips() {
+  var all = !anyChosen();
+  Array.prototype.forEach.call($("cg-kinds").querySelectorAll(".cg-chip"), function (chip) {
+    var on = chip.dataset.kind === "all" ? all : !!chosen[chip.dataset.kind];
+    chip.classList.toggle("on", on);
+    chip.setAttribute("aria-pressed", String(on));
+    chip.style.background = on ? chip.dataset.color : "";
+    chip.style.borderColor = on ? "transparent" : chip.dataset.color;
+  });
+}
+function chipButton(id, text, color) {
   var chip = document.createElement("button");
   chip.type = "button";
-  chip.className = "cg-chip on";
-  chip.dataset.kind = k.id;
-  chip.textContent = k.label;
-  chip.style.background = k.color;
-  chip.addEventListener("click", function () {
-    shown[k.id] = !shown[k.id];
-    chip.classList.toggle("on", shown[k.id]);
-    chip.style.background = shown[k.id] ? k.color : "";
-    chip.setAttribute("aria-pressed", String(shown[k.id]));
+  chip.className = "cg-chip";
+  chip.dataset.kind = id;
+  chip.dataset.color = color;
+  chip.textContent = text;
+  $("cg-kinds").appendChild(chip);
+  return chip;
+}
+chipButton("all", "全部", "#37474f").addEventListener("click", function () {
+  chosen = {};
+  paintChips();
+  refresh();
+});
+CONFIG.kinds.forEach(function (k) {
+  chipButton(k.id, k.label, k.color).addEventListener("click", function () {
+    chosen[k.id] = !chosen[k.id];
+    paintChips();
     refresh();
   });
-  chip.setAttribute("aria-pressed", "true");
-  $("cg-kinds").appendChild(chip);
   var option = document.createElement("option");
   option.value = k.id;
   option.textContent = "最近的" + k.label;
@@ -105,8 +153,23 @@ CONFIG.kinds.forEach(function (k) {
 $("cg-open-now").addEventListener("change", refresh);
 
 function visible(item) {
-  return shown[item.kind] && !($("cg-open-now").checked && item.open === false);
+  var kindShown = !anyChosen() || !!chosen[item.kind];
+  return kindShown && !($("cg-open-now").checked && item.open === false);
 }
+paintChips();
+// The chip row scrolls sideways on a phone: a fading edge with an arrow says there is more,
+// until the row is scrolled to its end.
+function chipCue() {
+  var row = $("cg-kinds");
+  var more = row.scrollWidth - row.clientWidth - row.scrollLeft > 4;
+  $("cg-chips-wrap").classList.toggle("cg-more", more);
+}
+$("cg-kinds").addEventListener("scroll", chipCue, {passive: true});
+window.addEventListener("resize", chipCue);
+chipCue();
+$("cg-chips-more").addEventListener("click", function () {
+  $("cg-kinds").scrollBy({left: $("cg-kinds").clientWidth * 0.7, behavior: "smooth"});
+});
 function refresh() {
   cluster.clearLayers();
   zoneShapes.clearLayers();
@@ -143,7 +206,7 @@ function lookup(lon, lat, crs) {
   fetch(CONFIG.apiBase + "/public/nearest?" + query).then(function (r) {
     return r.json().then(function (body) { return {ok: r.ok, body: body}; });
   }).then(function (res) {
-    if (!res.ok) { status("查找失败：" + (res.body.detail || "")); return; }
+    if (!res.ok) { status("查找失败：" + (res.body.message_zh || "请稍后再试")); return; }
     show(res.body);
   }).catch(function () { status("网络错误，请稍后再试"); });
 }
@@ -170,8 +233,14 @@ function show(result) {
     li.addEventListener("click", function () {
       var item = findItem(p.kind, p.id);
       map.setView(latlng, 18);
-      if (item && visible(item)) {
-        cluster.zoomToShowLayer(item.marker, function () { item.marker.openPopup(); });
+      if (!item) { return; }
+      // The sheet needs no marker on screen: show it at once (a zoom animation under way
+      // can swallow markercluster's callback); a popup waits for its marker.
+      if (narrowScreen()) { showDetails(item); }
+      if (visible(item)) {
+        cluster.zoomToShowLayer(item.marker, function () {
+          if (!narrowScreen()) { showDetails(item); }
+        });
       }
     });
     list.appendChild(li);

@@ -247,9 +247,9 @@ def test_public_page_in_chromium_offline(chromium: Path, base_url: str,
         assert all_zones > night_open and morning_open <= all_zones
         page.locator("#cg-open-now").check()
 
-        # Filter by kind: toilets off.
+        # Filter by kind: only toilets, then all again (tests/public/test_public_layout.py).
         page.locator(".cg-chip[data-kind=public_toilet]").click()
-        assert "public_toilet" not in {i["kind"] for i in visible()}
+        assert {i["kind"] for i in visible()} == {"public_toilet"}
         shown = int(page.locator("#cg-count").inner_text().split()[1])
         assert shown == len(visible())
         page.locator(".cg-chip[data-kind=public_toilet]").click()
