@@ -30,11 +30,16 @@ NON_HTML_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; for
 
 
 def tile_origins(settings: Settings) -> list[str]:
-    """Origins the public map's base-map tiles come from (none for the offline default)."""
+    """Origins the public and staff maps' tiles come from (none for the offline defaults)."""
     origins: list[str] = []
-    for source in basemap_for(settings.public).tiles:
-        for sub in source.subdomains or " ":
-            parts = urlsplit(source.url.replace("{s}", sub.strip()))
+    # The staff maps' tile mirror (CITYGRID_MAP_TILE_URL), when one replaces the base map.
+    mirror = settings.staff_map
+    staff = [(url, mirror.tile_subdomains) for url in (mirror.tile_url, mirror.tile_labels_url)
+             if url]
+    for url, subdomains in [*((t.url, t.subdomains) for t in basemap_for(settings.public).tiles),
+                            *staff]:
+        for sub in subdomains or " ":
+            parts = urlsplit(url.replace("{s}", sub.strip()))
             origin = f"{parts.scheme}://{parts.netloc}"
             if parts.scheme in ("http", "https") and parts.netloc and origin not in origins:
                 origins.append(origin)
