@@ -116,9 +116,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS case_verifications")
+    op.execute("DELETE FROM api_tokens WHERE user_id IN "
+               "(SELECT id FROM users WHERE role = 'supervisor')")
     op.execute("DELETE FROM users WHERE role = 'supervisor'")
     op.execute("ALTER TABLE users DROP CONSTRAINT users_role_check")
-    op.execute(f"ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ({ROLES_BEFORE}))")
+    op.execute(f"ALTER TABLE users ADD CONSTRAINT users_role_check "
+               f"CHECK (role IN ({ROLES_BEFORE}))")
     op.execute("DROP TABLE IF EXISTS idempotency_keys")
     op.execute("DROP TRIGGER IF EXISTS case_transitions_notify ON case_transitions")
     op.execute("DROP FUNCTION IF EXISTS citygrid_notify_case_transitions()")
