@@ -4,9 +4,10 @@ and the dispatcher page (`GET /dispatch`, 调度台) that drives them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -96,13 +97,27 @@ def route_batch(request: Request, settings: SettingsDep, routing: RoutingSetting
 def dispatch_page(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Locate a complaint, see grid, owner, station, unit and deadlines, file it; offline."""
 
+    def route_paths(routes: Iterable[Any], prefix: str = "") -> set[str]:
+        # FastAPI 0.165 keeps included routers as wrappers (original_router, include_context)
+        # instead of copying their routes into app.routes: walk through them.
+        found: set[str] = set()
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                found.add(prefix + path)
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                context = getattr(route, "include_context", None)
+                found |= route_paths(inner.routes, prefix + getattr(context, "prefix", ""))
+        return found
+
     def render() -> str:
         categories = category_choices(session)
         title = f"{settings.city.name} 调度台"
         layers = dispatcher_layers(session)
         # The page draws the grid from /ogc vector tiles; embedding it made 2.9 MB of HTML.
         layers.pop("grid_cells", None)
-        paths = {getattr(r, "path", "") for r in request.app.routes}
+        paths = route_paths(request.app.routes)
         m = dispatcher_map(layers, center=settings.city.center,
                            categories=categories,
                            deadlines=deadline_matrix(session, categories=categories),
