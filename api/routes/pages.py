@@ -16,11 +16,15 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from markupsafe import escape
+from markupsafe import Markup, escape
 
-from api.auth import StaffDep
+from api.auth import StaffDep, optional_user
 from api.deps import SessionDep, SettingsDep
 from api.overview_map import render_overview
+from api.shell import page_paths, role_label
+from gis.access.auth import User
+from gis.platform.errors import AuthenticationError
+from maps.shell import nav_for
 
 router = APIRouter(tags=["pages"])
 
@@ -66,32 +70,58 @@ def _respond(request: Request, page: CachedPage) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse, summary="首页 (index page)")
-def index(settings: SettingsDep) -> HTMLResponse:
-    """A small Chinese index page linking the map, the API docs and the health check."""
+def index(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    """The Chinese index page: public links, or once signed in the pages of the user's role."""
+    try:
+        header = request.headers.get("authorization", "")
+        bearer = header[7:] if header.lower().startswith("bearer ") else None
+        user: User | None = optional_user(request, session, bearer)
+    except AuthenticationError:
+        user = None  # an expired cookie: the page is still the public one
     city = escape(settings.city.name)
+    if user is None:
+        links = Markup(
+            '<li><a href="/public">便民服务地图</a>：农贸市场、夜市、公厕、充电桩、停车场</li>'
+            '<li><a href="/login">工作人员登录</a>：调度台、摊群点规划、分析与报表</li>')
+        who = Markup("")
+    else:
+        links = Markup("").join(
+            Markup('<li><a href="{}">{}</a></li>').format(p.path, p.label)
+            for p in nav_for(user.role, page_paths(request.app)))
+        links += Markup('<li><a href="/public">便民服务地图</a>（公众版）</li>')
+        who = Markup('<p class="who">{}（{}）<button type="button" id="logout">退出登录</button>'
+                     '</p>').format(user.display_name or user.username, role_label(user.role))
     return HTMLResponse(f"""<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{city} 数字化城管平台</title>
 <style>
 body{{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;
   max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}
-li{{margin:.5rem 0}}
+li{{margin:.5rem 0}} li a{{display:inline-block;min-height:44px;line-height:44px}}
+.who button{{min-height:44px;margin-left:1rem;padding:0 1rem}}
 </style>
 </head>
 <body>
 <h1>{city} 数字化城管平台</h1>
+{who}
 <ul>
-<li><a href="/map">地图</a>：网格、道路、部件、摊群点、案件热力图</li>
-<li><a href="/public">便民服务地图</a>：农贸市场、夜市、公厕、充电桩、停车场（面向公众）</li>
-<li>工作人员（需<a href="/login">登录</a>）：<a href="/dispatch">调度台</a>、
-<a href="/planner">摊群点规划</a>、<a href="/analysis/map/hotspots">投诉热点</a>、
-<a href="/reports/weekly">周报</a></li>
+{links}
 <li><a href="/docs">API 文档</a></li>
 <li><a href="/health">系统状态</a></li>
 </ul>
+<script>
+var out = document.getElementById("logout");
+if (out) {{
+  out.addEventListener("click", function () {{
+    fetch("/auth/logout", {{method: "POST", credentials: "same-origin"}})
+      .finally(function () {{ window.location.assign("/"); }});
+  }});
+}}
+</script>
 </body>
 </html>
 """)
