@@ -123,7 +123,9 @@ def measure(chromium: Any, base: str, path: str, token: str | None, width: int,
 
 
 def main(markdown: bool = typer.Option(False, help="print a Markdown table for the README"),
-         only: str | None = typer.Option(None, help="measure only this path")) -> None:
+         only: str | None = typer.Option(None, help="measure only this path"),
+         roles: str = typer.Option(",".join(ROLES), help="comma-separated roles to sign in as"),
+         ) -> None:
     """Measure every page of every role at desktop and phone size."""
     console = Console()
     settings = Settings()
@@ -134,7 +136,7 @@ def main(markdown: bool = typer.Option(False, help="print a Markdown table for t
     with serve(app) as base:
         available = page_paths(app)
         plan: list[tuple[str, str]] = [("anonymous", p) for p in ANONYMOUS_PAGES]
-        for role in ROLES:
+        for role in roles.split(","):
             if role in keys:
                 plan += [(role, p.path) for p in nav_for(role, available)]
         if only:
@@ -150,17 +152,24 @@ def main(markdown: bool = typer.Option(False, help="print a Markdown table for t
                     chromium, base, path, token, width, height)
                 rows.append(Row(role, path, f"{width}x{height}", status, cold, server_ms,
                                 ready, kb, count, errors, outside))
-                console.log(rows[-1])
+                if markdown:  # row by row: a long run can be read while it goes
+                    print("| " + " | ".join(_cells(rows[-1])) + " |", flush=True)
+                else:
+                    console.log(rows[-1])
     print_table(console, rows, markdown=markdown)
+
+
+def _cells(r: Row) -> list[str]:
+    return [r.role, r.path, r.size, str(r.status), f"{r.cold_s:.2f}", f"{r.server_ms:.0f}",
+            f"{r.ready_s:.2f}", f"{r.kb:.0f}", str(r.requests), str(len(r.errors)), str(r.outside),
+            "pass" if r.ok else "FAIL"]
 
 
 def print_table(console: Console, rows: list[Row], *, markdown: bool) -> None:
     """The per-page table with the budget and pass/fail."""
-    head = ["role", "page", "size", "cold s", "server ms", "ready s", "KB", "req", "err",
+    head = ["role", "page", "size", "HTTP", "cold s", "server ms", "ready s", "KB", "req", "err",
             "out", f"budget ≤{BUDGET_S:.1f} s ≤{BUDGET_KB} KB 0/0"]
-    cells = [[r.role, r.path, r.size, f"{r.cold_s:.2f}", f"{r.server_ms:.0f}",
-              f"{r.ready_s:.2f}", f"{r.kb:.0f}", str(r.requests), str(len(r.errors)),
-              str(r.outside), "pass" if r.ok else "FAIL"] for r in rows]
+    cells = [_cells(r) for r in rows]
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))

@@ -75,8 +75,9 @@ def test_map_page_offline_in_chromium(chromium: Path, base_url: str, demo_engine
         html = response.body()
         assert len(html) <= PAGE_BUDGET, f"/map is {len(html):,} bytes"
         assert page.evaluate("cgOverview.map.getZoom()") == 13
-        if width < 700:  # the phone's layer list opens from its button
-            page.locator(".leaflet-control-layers-toggle").click()
+        if width < 700:  # the phone's layer list is folded behind its button: unfold it
+            page.evaluate("document.querySelector('.leaflet-control-layers')"
+                          ".classList.add('leaflet-control-layers-expanded')")
         overlays = [t.strip() for t in page.locator(
             ".leaflet-control-layers-overlays label").all_inner_texts()]
         for layer_id in ("grid_cells", "roads", "streetlights", "manhole_covers", "cases",
