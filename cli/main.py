@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -147,14 +149,25 @@ def serve(
     host: str = typer.Option(None, help="bind address (default from CITYGRID_API_HOST)"),
     port: int = typer.Option(None, help="port (default from CITYGRID_API_PORT)"),
 ) -> None:
-    """Serve the web app and API."""
+    """Serve the web app and API, in one process or `--workers` processes."""
+    workers: int = typer.Option(1, min=1, max=64, help="app processes (uvicorn workers)"),
     import uvicorn
 
     from api.main import create_app
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.api.host,
-                port=port or settings.api.port, log_level="info")
+    host, port = host or settings.api.host, port or settings.api.port
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    # Each worker builds its own app from the same environment. What they share lives in
+    # PostgreSQL: sign-ins (tokens), the version counters that invalidate the routing,
+    # geocoding and analysis caches, and LISTEN/NOTIFY for the live case events.
+    # uvicorn's own command becomes this process: its workers then re-import only uvicorn as
+    # their main module, not this CLI, and answer the supervisor's health pings in time.
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:create_app",
+                              "--factory", "--host", host, "--port", str(port),
+                              "--workers", str(workers), "--log-level", "info"])
 
 
 if __name__ == "__main__":

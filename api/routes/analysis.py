@@ -53,6 +53,7 @@ from maps.charts import trend_chart
 from maps.report_controls import ReportControls
 from maps.report_files import report_pdf, report_xlsx
 
+from maps.shell import Shell, inject_shell
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 router = APIRouter(tags=["analysis"], dependencies=[staff_only])
 CONTEXT_MAX = 20_000  # context layers (grids, roads) larger than this are left off the pages
@@ -399,7 +400,10 @@ def report_page(
 
     def render() -> str:
         report = _report(request, session, settings, period, day, scope).value
-        return render_report(report, ReportControls(kind=period, day=day, scope=scope))
+        # The header is filled in the browser from /auth/me: the cached page fits every user.
+        return inject_shell(render_report(report, ReportControls(kind=period, day=day,
+                                                                 scope=scope)),
+                            Shell(), full_height=False)
 
     return _cached_page(request, session, "report", (period, day, scope), render,
                         clock=_running(period, day))

@@ -36,6 +36,7 @@ def test_report_page_has_period_picker_and_downloads(client: TestClient) -> None
     assert f"/reports/weekly/report.xlsx?day=2024-05-08&amp;scope={DISTRICT}" in toolbar
     assert "/reports/weekly/report.pdf?" in toolbar and "window.print()" in toolbar
     assert "调度台的“超期”按当前环节" in html  # the overdue definition is stated
+    assert '<header class="cg-shell" id="cg-shell"' in html  # the staff app shell
 
 
 def test_xlsx_has_the_pages_numbers(client: TestClient) -> None:
