@@ -148,9 +148,9 @@ def db_restore(
 def serve(
     host: str = typer.Option(None, help="bind address (default from CITYGRID_API_HOST)"),
     port: int = typer.Option(None, help="port (default from CITYGRID_API_PORT)"),
+    workers: int = typer.Option(1, min=1, max=64, help="app processes (uvicorn workers)"),
 ) -> None:
     """Serve the web app and API, in one process or `--workers` processes."""
-    workers: int = typer.Option(1, min=1, max=64, help="app processes (uvicorn workers)"),
     import uvicorn
 
     from api.main import create_app
