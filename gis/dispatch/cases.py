@@ -342,8 +342,9 @@ def list_cases(session: Session, *, status: str | None = None, overdue: bool | N
         conditions.append("c.supervised = :supervised")
         params["supervised"] = supervised
     if bbox is not None:
-        # && uses the GiST index; the bbox is WGS84 lon/lat like the stored points.
-        conditions.append("c.geom && ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326)")
+        # ST_Intersects uses the GiST index and then tests exactly: && alone compares float4
+        # boxes and lets in points a few centimetres outside the bbox.
+        conditions.append("ST_Intersects(c.geom, ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326))")
         params.update(zip(("x1", "y1", "x2", "y2"), bbox, strict=True))
     if limit < 1 or offset < 0:
         raise InvalidInputError(f"limit {limit} must be >= 1 and offset {offset} >= 0")

@@ -174,6 +174,9 @@ class StallZone(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True),
                                                     server_default=text("now()"))
+    # Approved for [valid_from, valid_to) (migration 0023); no valid_to: until retired.
+    valid_from: Mapped[dt.date] = mapped_column(Date, server_default=text("current_date"))
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class Streetlight(Base):

@@ -96,7 +96,8 @@ def test_cases_filter_by_bbox(demo_settings, demo_engine: Engine) -> None:
                              for c in found)
         with demo_engine.connect() as conn:
             expected = conn.execute(text(
-                "SELECT count(*) FROM cases WHERE geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"),
+                "SELECT count(*) FROM cases "
+                "WHERE ST_Intersects(geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326))"),
                 dict(zip("abcd", bbox, strict=True))).scalar_one()
         assert len(found) == expected
         refused = client.get("/cases", params={"bbox": "117.04,36.66,117.03,36.67"})
