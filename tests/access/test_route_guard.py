@@ -65,9 +65,10 @@ def test_every_internal_route_refuses_anonymous_callers(client: TestClient) -> N
             continue
         response = client.request(method, _concrete(path), json={})
         assert response.status_code == 401, (method, path, response.status_code, response.text)
-    # The only writes without a staff role: signing in and out.
+    # The only writes without a staff role: signing in and out, and residents' 随手拍
+    # (rate-limited per client, images only; tests/public/test_resident_report.py).
     assert sorted(open_routes) == [("POST", "/auth/login"), ("POST", "/auth/logout"),
-                                   ("POST", "/auth/token")]
+                                   ("POST", "/auth/token"), ("POST", "/public/report")]
 
 
 def test_public_routes_stay_open(client: TestClient) -> None:
