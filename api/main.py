@@ -21,6 +21,7 @@ from api.limits import BodySizeLimitMiddleware
 from api.live_events import close_case_events
 from api.live_events import router as live_events_router
 from api.ogc import close_ogc, mount_ogc, open_ogc
+from api.read_routing import install_read_routing
 from api.routes import access as auth
 from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
 from api.routes import geocoding_suggest
@@ -36,6 +37,7 @@ from api.routes.public import open311
 from api.routes.public import resident_report
 from api.security_headers import SecurityHeadersMiddleware
 from gis.platform.db import make_engine, role_url, session_factory, session_options
+from gis.platform.replicas import make_read_routers
 from gis.platform.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -58,12 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = session_factory(engine)
         app.state.public_engine = public_engine
         app.state.public_sessionmaker = session_factory(public_engine)
+        # Reads that may be a few seconds stale go to standbys (CITYGRID_DB_REPLICA_*).
+        app.state.read_routers = make_read_routers(settings, engine)
         try:
             await open_ogc(app, settings)
             yield
         finally:
             await close_ogc(app)
             close_case_events(app)
+            for router in app.state.read_routers.values():
+                router.dispose()
             engine.dispose()
             public_engine.dispose()
 
@@ -97,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     open311.install_open311_errors(app)
     mount_ogc(app)
     install_idempotency(app)  # innermost middleware: stores answers before gzip
+    install_read_routing(app, settings)  # write positions for read-your-own-writes; 503s
     # Inside the size limit (added first = inner): the guard reads bodies the limit counts.
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, settings=settings.api)

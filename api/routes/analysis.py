@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from api.analysis_cache import cached, stamp
 from api.auth import staff_only
-from api.deps import BBoxDep, SessionDep, SettingsDep
+from api.deps import BBoxDep, SettingsDep
 from api.params import SaneDate, SaneDatetime
+from api.read_routing import ReadSessionDep
 from gis.analysis.about import AnalysisAbout, now_in_china
 from gis.analysis.common import CHINA_TZ, BBox, period_containing
 from gis.analysis.cover_risk import cover_risk_about, find_cover_risks, summarise_cover_risks
@@ -52,8 +53,8 @@ from maps.assets import render_html
 from maps.charts import trend_chart
 from maps.report_controls import ReportControls
 from maps.report_files import report_pdf, report_xlsx
-
 from maps.shell import Shell, inject_shell
+
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 router = APIRouter(tags=["analysis"], dependencies=[staff_only])
 CONTEXT_MAX = 20_000  # context layers (grids, roads) larger than this are left off the pages
@@ -213,7 +214,7 @@ def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
 
 @router.get("/analysis/dark-streets", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="亮灯死角 (dark street gaps)")
-def dark_streets(request: Request, session: SessionDep, settings: SettingsDep,
+def dark_streets(request: Request, session: ReadSessionDep, settings: SettingsDep,
                  params: DarkStreetDep, bbox: BBoxDep) -> Response:
     """The dark stretches themselves (beyond `threshold_m` from every working light)."""
     result = _dark_streets(request, session, settings, params, bbox.bounds())
@@ -226,7 +227,7 @@ def dark_streets(request: Request, session: SessionDep, settings: SettingsDep,
 
 @router.get("/analysis/coverage-gaps", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="工作站服务盲区 (station coverage gaps)")
-def coverage_gaps(request: Request, session: SessionDep, settings: SettingsDep,
+def coverage_gaps(request: Request, session: ReadSessionDep, settings: SettingsDep,
                   params: CoverageDep, bbox: BBoxDep) -> Response:
     """Unit grids with network and straight distance to the nearest station, review flags."""
     result = _coverage(request, session, settings, params, bbox.bounds())
@@ -242,7 +243,7 @@ def coverage_gaps(request: Request, session: SessionDep, settings: SettingsDep,
 @router.get("/analysis/cover-risk", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="井盖隐患 (damaged / missing covers)")
 def cover_risk(
-    request: Request, session: SessionDep, bbox: BBoxDep,
+    request: Request, session: ReadSessionDep, bbox: BBoxDep,
     by: Annotated[Literal["cover_class", "owner", "district_code"], Query(
         description="summary grouping")] = "cover_class",
     damaged_high_after_h: Annotated[float, Query(ge=0, le=8784, description="hours after "
@@ -283,7 +284,7 @@ def _find_cover_risks(session: Session, bbox: Any, high_h: float, medium_h: floa
 @router.get("/analysis/indicators", response_model=IndicatorsOut,
             summary="考核指标 (indicators with exact denominators)")
 def indicators(
-    request: Request, response: Response, session: SessionDep,
+    request: Request, response: Response, session: ReadSessionDep,
     period: Annotated[PeriodName, Query(description="daily, weekly (Mon-Sun), monthly")
                       ] = "weekly",
     day: Annotated[SaneDate | None, Query(description="a day in the period (default today)")
@@ -333,7 +334,7 @@ def _page(html: str) -> HTMLResponse:
 
 @router.get("/analysis/map/dark-streets", response_class=HTMLResponse,
             summary="亮灯死角地图 (page)")
-def dark_streets_page(request: Request, session: SessionDep, settings: SettingsDep,
+def dark_streets_page(request: Request, session: ReadSessionDep, settings: SettingsDep,
                       params: DarkStreetDep, bbox: BBoxDep) -> HTMLResponse:
     """Dark stretches on an offline map page, with the method box and dark length per class."""
     def render() -> str:
@@ -350,7 +351,7 @@ def dark_streets_page(request: Request, session: SessionDep, settings: SettingsD
 
 @router.get("/analysis/map/coverage-gaps", response_class=HTMLResponse,
             summary="工作站服务盲区地图 (page)")
-def coverage_page(request: Request, session: SessionDep, settings: SettingsDep,
+def coverage_page(request: Request, session: ReadSessionDep, settings: SettingsDep,
                   params: CoverageDep, bbox: BBoxDep) -> HTMLResponse:
     """Grids coloured by station coverage on an offline map page."""
     def render() -> str:
@@ -368,7 +369,7 @@ def coverage_page(request: Request, session: SessionDep, settings: SettingsDep,
 
 @router.get("/analysis/map/cover-risk", response_class=HTMLResponse,
             summary="井盖隐患地图 (page)")
-def cover_risk_page(request: Request, session: SessionDep, settings: SettingsDep,
+def cover_risk_page(request: Request, session: ReadSessionDep, settings: SettingsDep,
                     bbox: BBoxDep) -> HTMLResponse:
     """Damaged and missing covers by risk on an offline map page, with the method box."""
     def render() -> str:
@@ -390,7 +391,7 @@ def _cached_page(request: Request, session: Session, analysis: str, params: tupl
 @router.get("/reports/{period}", response_class=HTMLResponse,
             summary="日报 / 周报 / 月报 (report page)")
 def report_page(
-    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: ReadSessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period (default today)")
                    ] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
@@ -424,7 +425,7 @@ def _running(period: str, day: dt.date) -> bool:
 @router.get("/reports/{period}/report.xlsx", summary="报表 Excel 下载 (XLSX)",
             responses={200: {"content": {XLSX: {}}}}, response_class=Response)
 def report_workbook(
-    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: ReadSessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:
@@ -438,7 +439,7 @@ def report_workbook(
 @router.get("/reports/{period}/report.pdf", summary="报表 PDF 下载 (printable)",
             responses={200: {"content": {"application/pdf": {}}}}, response_class=Response)
 def report_document(
-    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: ReadSessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:
@@ -457,7 +458,7 @@ def _download(filename: str) -> dict[str, str]:
 @router.get("/reports/{period}/trend.png", summary="趋势图 (PNG)",
             responses={200: {"content": {"image/png": {}}}}, response_class=Response)
 def report_trend(
-    request: Request, period: PeriodName, session: SessionDep, settings: SettingsDep,
+    request: Request, period: PeriodName, session: ReadSessionDep, settings: SettingsDep,
     day: Annotated[SaneDate | None, Query(description="a day in the period")] = None,
     scope: Annotated[str | None, Query(description="grid-code prefix")] = None,
 ) -> Response:

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from api.analysis_cache import cached, stamp
 from api.auth import staff_only
-from api.deps import BBoxDep, SessionDep, SettingsDep
+from api.deps import BBoxDep, SettingsDep
 from api.params import SaneDatetime
+from api.read_routing import ReadSessionDep
 from api.routes.analysis import (
     AnalysisFeatures,
     GeoJSONResponse,
@@ -105,7 +106,7 @@ def _find(session: Session, params: HotspotParams, bbox: BBoxDep) -> HotspotResu
 
 @router.get("/analysis/hotspots", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="投诉热点区域 (Gi* on H3 cells)")
-def hotspots(request: Request, session: SessionDep, params: HotspotDep,
+def hotspots(request: Request, session: ReadSessionDep, params: HotspotDep,
              bbox: BBoxDep) -> GeoJSONResponse:
     """H3 cells of the study area with complaints or a significant class; `about` says how."""
     result = _run(request, session, params, bbox)
@@ -119,7 +120,7 @@ def hotspots(request: Request, session: SessionDep, params: HotspotDep,
 
 @router.get("/analysis/map/hotspots", response_class=HTMLResponse,
             summary="投诉热点区域地图 (page)")
-def hotspots_page(request: Request, session: SessionDep, settings: SettingsDep,
+def hotspots_page(request: Request, session: ReadSessionDep, settings: SettingsDep,
                   params: HotspotDep, bbox: BBoxDep) -> HTMLResponse:
     """Hotspot neighbourhoods and a heat map of the complaints on an offline map page."""
     def render() -> str:

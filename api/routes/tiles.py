@@ -24,7 +24,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from api.auth import StaffDep
-from api.deps import SessionDep
+from api.read_routing import ReadSessionDep
 from gis.access.auth import User
 from gis.geo.basemap_tiles import basemap_tile
 from gis.geo.tile_layers import TILE_LAYERS, layer_tile
@@ -89,7 +89,7 @@ def _scope(user: User) -> str:
             response_class=Response,
             responses={200: {"content": {MVT_MEDIA_TYPE: {}}}, 304: {"description": "unchanged"},
                        404: {"description": "no such tile"}})
-def basemap(request: Request, z: Zoom, x: Column, y: Row, session: SessionDep,
+def basemap(request: Request, z: Zoom, x: Column, y: Row, session: ReadSessionDep,
             user: StaffDep) -> Response:
     """District, street and community outlines, roads, landmarks and thinned labels."""
     tile, scope = TileKey(z, x, y), _scope(user)
@@ -105,7 +105,7 @@ def basemap(request: Request, z: Zoom, x: Column, y: Row, session: SessionDep,
 def staff_layer(request: Request,
           layer: Annotated[str, Path(description=f"one of {', '.join(TILE_LAYERS)}",
                                      examples=["cases"])],
-          z: Zoom, x: Column, y: Row, session: SessionDep, user: StaffDep) -> Response:
+          z: Zoom, x: Column, y: Row, session: ReadSessionDep, user: StaffDep) -> Response:
     """One staff layer's tile: features from its detail zoom on, counts per bin below."""
     tile, scope = TileKey(z, x, y), _scope(user)
     body = _cached(request, (scope, layer, z, x, y), DATA_TTL_S,

@@ -52,6 +52,26 @@ class DatabaseSettings(BaseSettings):
         return value
 
 
+class ReplicaSettings(BaseSettings):
+    """Read replicas (gis.platform.replicas): where they are and how stale a read may be."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_DB_REPLICA_", extra="ignore")
+
+    # Comma list of standby URLs for an external database (user and password are replaced by
+    # the runtime roles', as for the primary); unset: the private cluster's replicas
+    # (`citygrid db replica add`) are used.
+    urls: str | None = None
+    max_lag_s: float = Field(default=5.0, ge=0)  # a standby further behind is not read from
+    down_s: float = Field(default=30.0, ge=0)  # a standby that failed is skipped this long
+    check_s: float = Field(default=1.0, ge=0)  # how often a standby's replay lag is measured
+
+    def url_list(self) -> list[str]:
+        """The configured standby URLs (psycopg2 driver)."""
+        found = [u.strip() for u in (self.urls or "").split(",") if u.strip()]
+        return ["postgresql+psycopg2://" + u.split("://", 1)[1]
+                if u.startswith(("postgres://", "postgresql://")) else u for u in found]
+
+
 class ClusterSettings(BaseSettings):
     """The private PostgreSQL cluster started when no database URL is set."""
 
@@ -264,6 +284,7 @@ class Settings(BaseSettings):
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
     city: CitySettings = Field(default_factory=CitySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     public: PublicMapSettings = Field(default_factory=PublicMapSettings)

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from api.deps import BBoxDep, PublicSessionDep, SettingsDep
+from api.deps import BBoxDep, SettingsDep
 from api.params import SaneDatetime
+from api.read_routing import PublicReadSessionDep
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.dispatch.routing import local_time
 from gis.public import convenience_map as public
@@ -135,7 +136,7 @@ def kinds() -> list[KindOut]:
 @router.get("/facilities", response_model=FacilityCollection,
             summary="便民设施 (facilities by kind)")
 def facilities(
-    session: PublicSessionDep, local: LocalDep, bbox: BBoxDep,
+    session: PublicReadSessionDep, local: LocalDep, bbox: BBoxDep,
     kind: Annotated[str | None, Query(description="farmers_market, public_toilet, ev_charging, "
                                                   "parking or convenience_point")] = None,
     open_now: Annotated[bool, Query(description="only those open at `at` (free-text hours "
@@ -151,7 +152,7 @@ def facilities(
 
 @router.get("/stations", response_model=StationCollection,
             summary="社区城管工作站 (community stations with phones)")
-def stations(session: PublicSessionDep, bbox: BBoxDep) -> StationCollection:
+def stations(session: PublicReadSessionDep, bbox: BBoxDep) -> StationCollection:
     """Community stations with their public phone numbers."""
     return StationCollection(features=[
         StationFeature(id=s.id, geometry=PointGeometry(coordinates=(s.lon, s.lat)),
@@ -161,7 +162,7 @@ def stations(session: PublicSessionDep, bbox: BBoxDep) -> StationCollection:
 @router.get("/stall-zones", response_model=StallZoneCollection,
             summary="摊群点 (approved stall zones, open now by default)")
 def stall_zones(
-    session: PublicSessionDep, local: LocalDep, bbox: BBoxDep,
+    session: PublicReadSessionDep, local: LocalDep, bbox: BBoxDep,
     open_now: Annotated[bool, Query(description="true: only zones open at `at`; false: all "
                                                 "approved zones, each with open_now")] = True,
     zone_type: Annotated[str | None, Query(description="morning_market, night_market, "
@@ -180,7 +181,7 @@ def stall_zones(
 @router.get("/nearest", response_model=public.NearestResult,
             summary="离我最近 (nearest places with walking distance)")
 def nearest(
-    session: PublicSessionDep, settings: SettingsDep, local: LocalDep,
+    session: PublicReadSessionDep, settings: SettingsDep, local: LocalDep,
     lon: Annotated[float, Query(description="longitude in `crs`", examples=[117.03])],
     lat: Annotated[float, Query(description="latitude in `crs`", examples=[36.66])],
     kind: Annotated[str, Query(description="a kind from /public/kinds")],
@@ -200,7 +201,7 @@ def nearest(
 
 @router.get("", response_class=HTMLResponse, summary="便民服务地图 (public map page)",
             include_in_schema=True)
-def public_page(request: Request, session: PublicSessionDep, settings: SettingsDep,
+def public_page(request: Request, session: PublicReadSessionDep, settings: SettingsDep,
                 local: LocalDep) -> HTMLResponse:
     """The phone-first convenience map; `?at=` fixes the time 'open now' is judged at."""
     city = settings.city

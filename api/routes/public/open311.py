@@ -27,9 +27,10 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import PublicSessionDep, SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep
 from api.open311_xml import XML_MEDIA_TYPE, XMLResponse, errors_document, xml_document
 from api.params import SaneDatetime
+from api.read_routing import AppReadSessionDep, PublicReadSessionDep
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.access import auth
 from gis.platform.errors import (
@@ -226,7 +227,7 @@ def discovery(request: Request, settings: SettingsDep) -> Discovery | Response:
             responses=XML_OK)
 @router.get("/services.json", response_model=list[open311.Service], name="services",
             responses=JSON_ERRORS)
-def services(request: Request, session: PublicSessionDep,
+def services(request: Request, session: PublicReadSessionDep,
              jurisdiction_id: Jurisdiction = None) -> list[open311.Service] | Response:
     """Every service: event categories, then component classes."""
     return reply(request, "services", open311.list_services(session))  # type: ignore[no-any-return]
@@ -238,7 +239,7 @@ def services(request: Request, session: PublicSessionDep,
             responses=JSON_ERRORS)
 def service_definition(
     request: Request,
-    session: PublicSessionDep,
+    session: PublicReadSessionDep,
     service_code: Annotated[str, Path(description="e.g. event-0501 or component-0118")],
     jurisdiction_id: Jurisdiction = None,
 ) -> open311.ServiceDefinition | Response:
@@ -297,7 +298,7 @@ def _comma_list(value: str | None) -> list[str] | None:
             responses=JSON_ERRORS)
 def list_requests(
     request: Request,
-    session: SessionDep, public_session: PublicSessionDep, settings: SettingsDep,
+    session: AppReadSessionDep, public_session: PublicReadSessionDep, settings: SettingsDep,
     routing: RoutingSettingsDep,
     service_request_id: Annotated[str | None, Query(
         description="comma-separated ids; other filters are then ignored")] = None,
@@ -331,7 +332,7 @@ def list_requests(
             responses=JSON_ERRORS)
 def get_request(
     request: Request,
-    session: SessionDep, public_session: PublicSessionDep, settings: SettingsDep,
+    session: AppReadSessionDep, public_session: PublicReadSessionDep, settings: SettingsDep,
     routing: RoutingSettingsDep,
     service_request_id: Annotated[str, Path(description="the case number")],
     jurisdiction_id: Jurisdiction = None,
