@@ -162,8 +162,11 @@ def test_index_page_links(base_url: str) -> None:
     response = httpx.get(f"{base_url}/")
     assert response.status_code == 200
     assert '<html lang="zh-CN">' in response.text
-    for href, label in (("/map", "地图"), ("/docs", "API 文档"), ("/health", "")):
+    # Anonymous: the public map and sign-in, never a page that needs a session.
+    for href, label in (("/public", "便民服务地图"), ("/login", "工作人员登录"),
+                        ("/docs", "API 文档"), ("/health", "")):
         assert f'href="{href}"' in response.text and label in response.text
+    assert 'href="/map"' not in response.text and 'href="/dispatch"' not in response.text
 
 
 def test_map_page_sends_a_person_without_a_session_to_login(base_url: str) -> None:
