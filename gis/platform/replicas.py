@@ -355,15 +355,20 @@ class ReadRouter:
         return None, "primary"
 
     def dispose(self) -> None:
-        """Close every standby pool."""
+        """Close every standby pool and the primary probe's."""
         for standby in self.standbys:
             standby.engine.dispose()
+        self.probe.engine.dispose()
 
 
 def make_read_routers(settings: Settings, probe_engine: Engine) -> dict[Role, ReadRouter]:
     """One router per role over the configured standbys (none: every read goes to primary)."""
     cfg = settings.replicas
-    probe = PrimaryProbe(probe_engine, check_s=cfg.check_s, down_s=cfg.down_s)
+    # Its own small pool with a connect timeout: a primary that vanished from the network must
+    # not hang the reads that only ask it for its WAL position.
+    probe = PrimaryProbe(create_engine(probe_engine.url, pool_pre_ping=True, pool_size=1,
+                                       max_overflow=1, connect_args={"connect_timeout": "3"}),
+                         check_s=cfg.check_s, down_s=cfg.down_s)
     routers: dict[Role, ReadRouter] = {}
     roles: tuple[Role, ...] = ("app", "public")
     for role in roles:

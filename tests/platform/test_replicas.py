@@ -234,3 +234,28 @@ def test_primary_stopped_reads_answer_writes_503(client: TestClient, clusters: C
         assert "read-only" in body["detail"] and "只读" in body["message_zh"]
     finally:
         clusters.primary.up()
+
+
+def test_cli_lists_and_removes_the_standby(clusters: Clusters) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    env = {"CITYGRID_CLUSTER_DATA_DIR": str(clusters.root / "pg"), "CITYGRID_DATABASE_URL": "",
+           "DATABASE_URL": "", "COLUMNS": "200"}
+    runner = CliRunner()
+    listed = runner.invoke(app, ["db", "replica", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "r1" in listed.output and "yes" in listed.output
+    bad = runner.invoke(app, ["db", "replica", "add", "--name", "R1; rm"], env=env)
+    assert bad.exit_code == 2 and "must match" in bad.output
+    removed = runner.invoke(app, ["db", "replica", "remove", "r1"], env=env)
+    assert removed.exit_code == 0, removed.output
+    assert not (clusters.root / "replicas" / "r1").exists()
+    engine = clusters.owner_engine()
+    try:
+        with engine.connect() as conn:
+            slots = conn.execute(text("SELECT count(*) FROM pg_replication_slots")).scalar_one()
+    finally:
+        engine.dispose()
+    assert slots == 0
