@@ -164,6 +164,26 @@ def test_staff_reads_go_to_the_standby_as_the_app_role(client: TestClient) -> No
     assert body == {"in_recovery": True, "user": "citygrid_app"}
 
 
+def test_grid_owner_reads_on_the_standby_stay_under_row_level_security(
+        client: TestClient, clusters: Clusters) -> None:
+    from tests.support.accounts import headers_for
+
+    engine = clusters.owner_engine()
+    try:
+        owner = headers_for(engine, "grid_owner", owner_name="测试网格员")
+        analyst = headers_for(engine, "analyst")
+    finally:
+        engine.dispose()
+    # Signed in on the primary; the read session on the standby switches role like SessionDep.
+    assert client.get("/test/staff-read", headers=owner).json() == {
+        "in_recovery": True, "user": "citygrid_grid_owner"}
+    assert client.get("/test/staff-read", headers=analyst).json() == {
+        "in_recovery": True, "user": "citygrid_app"}
+    # A real staff read route served with the standby session.
+    assert client.get("/tiles/basemap/14/13518/6396.pbf", headers=analyst).status_code in (200,
+                                                                                          204)
+
+
 def test_read_your_own_write_goes_to_the_primary(client: TestClient, clusters: Clusters) -> None:
     engine = clusters.owner_engine()
     try:
@@ -181,6 +201,24 @@ def test_read_your_own_write_goes_to_the_primary(client: TestClient, clusters: C
     time.sleep(0.3)
     body = client.get("/test/public-read", headers={"X-Citygrid-Min-Lsn": now}).json()
     assert body["in_recovery"] is True
+    # A real write hands the client its position: a cookie the next reads carry.
+    from gis.access import auth
+    from gis.platform.db import transaction
+
+    engine = clusters.owner_engine()
+    try:
+        with transaction(engine) as session:
+            auth.create_user(session, username="ryow-user", password="test-password",
+                             role="analyst")
+    finally:
+        engine.dispose()
+    signed_in = client.post("/auth/token",
+                            data={"username": "ryow-user", "password": "test-password"})
+    assert signed_in.status_code == 200, signed_in.text
+    written = lsn_to_int(signed_in.headers["x-citygrid-lsn"])
+    assert written is not None and written >= ahead
+    assert client.cookies.get("citygrid_lsn") == signed_in.headers["x-citygrid-lsn"]
+    client.cookies.clear()
     # Garbage is ignored, not an error.
     assert client.get("/test/public-read", headers={"X-Citygrid-Min-Lsn": "x'; --"})\
         .status_code == 200
