@@ -22,6 +22,7 @@ from gis.platform.cluster import PrivateCluster
 from gis.platform.db import database_url, ensure_database, make_engine
 from gis.platform.errors import CityGridError
 from gis.platform.migrate import set_role_passwords, upgrade
+from gis.platform.replicas import ReplicaManager
 from gis.platform.settings import Settings
 
 app = typer.Typer(help="citygrid: 数字化城管 GIS platform", no_args_is_help=True)
@@ -54,9 +55,13 @@ def db_up() -> None:
         return
     try:
         status = PrivateCluster(settings.cluster).up()
+        # Standbys made by `citygrid db replica add` follow their primary (after a reboot).
+        standbys = ReplicaManager(settings).start_all()
     except CityGridError as exc:
         raise fail(exc) from exc
     console.print(f"cluster running in {status.data_dir} on 127.0.0.1:{status.port}")
+    if standbys:
+        console.print(f"replicas started: {', '.join(standbys)}")
 
 
 @db_app.command("down")

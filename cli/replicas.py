@@ -51,13 +51,14 @@ def replica_list() -> None:
 
 @replica_app.command("start")
 def replica_start() -> None:
-    """Start every stopped standby (after `citygrid db up`)."""
+    """Start every stopped standby (`citygrid db up` does it too)."""
     try:
-        _manager().start_all()
+        started = _manager().start_all()
     except CityGridError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc
-    console.print("replicas running")
+    console.print(f"replicas started: {', '.join(started)}" if started
+                  else "every replica was running")
 
 
 @replica_app.command("remove")

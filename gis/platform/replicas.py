@@ -188,10 +188,15 @@ class ReplicaManager:
         """Every standby of the private cluster."""
         return [self.info(name) for name in self.names()]
 
-    def start_all(self) -> None:
-        """Start the standbys that are stopped (after `citygrid db up`)."""
+    def start_all(self) -> list[str]:
+        """Start the standbys that are stopped (after the primary); their names."""
+        started = []
         for name in self.names():
-            self._cluster(name).up()
+            replica = self._cluster(name)
+            if not replica.status().running:
+                replica.up()
+                started.append(name)
+        return started
 
     def remove(self, name: str) -> None:
         """Stop standby `name`, drop its slot on the primary and delete its files."""

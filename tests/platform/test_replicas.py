@@ -285,6 +285,11 @@ def test_cli_lists_and_removes_the_standby(clusters: Clusters) -> None:
     listed = runner.invoke(app, ["db", "replica", "list"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "r1" in listed.output and "yes" in listed.output
+    # A stopped standby follows its primary on `citygrid db up` (as after a reboot).
+    clusters.manager._cluster("r1").down()
+    up = runner.invoke(app, ["db", "up"], env=env)
+    assert up.exit_code == 0 and "replicas started: r1" in up.output, up.output
+    assert clusters.manager.info("r1").running
     bad = runner.invoke(app, ["db", "replica", "add", "--name", "R1; rm"], env=env)
     assert bad.exit_code == 2 and "must match" in bad.output
     removed = runner.invoke(app, ["db", "replica", "remove", "r1"], env=env)
