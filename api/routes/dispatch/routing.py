@@ -20,7 +20,8 @@ from api.params import SaneDatetime
 from api.routes.pages import cached_page
 from api.uploads import received_upload
 from gis.dispatch.desk import category_choices, deadline_matrix, dispatcher_layers
-from gis.dispatch.routing import RouteResult, route_point
+from gis.dispatch.engine.single import route_single
+from gis.dispatch.routing import RouteResult
 from gis.dispatch.routing_batch import route_file
 from gis.dispatch.routing_settings import RoutingSettings
 from maps.assets import render_html
@@ -64,10 +65,11 @@ def route_one(body: RouteRequest, session: SessionDep, settings: SettingsDep,
               routing: RoutingSettingsDep) -> RouteResult:
     """Grid, owner of the day, station, responsible unit and stall zone of one complaint."""
     at = body.at or datetime.now(routing.tz)
-    return route_point(session, x=body.x, y=body.y, crs=body.crs, at=at,
-                       category_type=body.category_type, category_code=body.category_code,
-                       component_code=body.component_code, settings=routing,
-                       city=settings.city)
+    # CITYGRID_ROUTING_SINGLE_ENGINE: the in-process index (default) or the per-point SQL.
+    return route_single(session, x=body.x, y=body.y, crs=body.crs, at=at,
+                        category_type=body.category_type, category_code=body.category_code,
+                        component_code=body.component_code, settings=routing,
+                        city=settings.city)
 
 
 @router.post("/route/batch", summary="Route a hotline export (CSV or .xlsx)",
