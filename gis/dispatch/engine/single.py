@@ -127,6 +127,7 @@ class PointIndex(RoutingIndex):
         self.zone_ids = np.array([z.id for z in zones], dtype=np.int64)
         zone_polys = shapely.from_wkb([bytes(z.wkb) for z in zones])
         self.zones = Polygons.from_shapely(np.asarray(zone_polys)) if len(zones) else None
+        self.zone_tree = shapely.STRtree(np.asarray(zone_polys))
         self.zone_info: dict[int, tuple[StallZoneInfo, Schedule]] = {
             int(r.id): (StallZoneInfo(id=r.id, name=r.name, zone_type=r.zone_type,
                                       operator=r.operator),
@@ -134,6 +135,31 @@ class PointIndex(RoutingIndex):
             for r in conn.execute(text(_ZONES))}
         self._neighbours = {}
         self._lock = threading.Lock()
+        # Plain arrays and lists: a pandas row lookup costs more than the routing itself.
+        cell_cols = ["community_code", "community_name", "subdistrict_name"]
+        self.cell_rows: list[Any] = list(self.cells[cell_cols].itertuples(index=False))
+        owner_cols = ["owner_name", "owner_kind", "phone", "valid_from", "valid_to"]
+        self.owner_list: list[Any] = list(self.owners[owner_cols].itertuples(index=False))
+        self.owner_key = np.asarray(self._owner_key, dtype=np.int64)
+        self.owner_grid = self.owners["grid"].to_numpy(np.int64)
+        self.owner_end = self.owners["end"].to_numpy(np.int64)
+        station_cols = ["code", "name", "phone"]
+        self.station_rows: list[Any] = list(self.stations[station_cols].itertuples(index=False))
+
+    def owner_row(self, grid_no: int, day: int) -> int:
+        """owner_rows for one grid and day (days since 1970), on plain arrays."""
+        row = int(np.searchsorted(self.owner_key, grid_no * 10_000_000 + day, side="right")) - 1
+        if row < 0 or self.owner_grid[row] != grid_no or self.owner_end[row] <= day:
+            return -1
+        return row
+
+    def zone_ids_at(self, lon: float, lat: float) -> list[int]:
+        """zones_at for one point: ids (ascending) of the approved zones covering it."""
+        if self.zones is None:
+            return []
+        cand = np.sort(self.zone_tree.query(shapely.points(lon, lat))).astype(np.int64)
+        hit = self.zones.intersects(np.full(len(cand), lon), np.full(len(cand), lat), cand)
+        return sorted(int(z) for z in self.zone_ids[cand[hit]])
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid number holding each point (smallest code on shared edges), -1 for none."""
@@ -211,7 +237,7 @@ def _nearest_other(index: PointIndex, lon: float, lat: float,
         return polys, grid.edges.planar(np.repeat(xs, len(polys)), np.repeat(ys, len(polys)),
                                         polys)
 
-    reach = grid.step * 4
+    reach = grid.step / 2
     polys, planar = within(reach)
     while len(polys) == 0:
         reach *= 4
@@ -232,28 +258,27 @@ def _nearest_other(index: PointIndex, lon: float, lat: float,
     return int(polys[best]), float(metres[best])
 
 
-def _owner(index: RoutingIndex, grid_no: int, day: date) -> OwnerInfo:
-    row = int(index.owner_rows(np.array([grid_no]), np.array([(day - _EPOCH).days]))[0])
+def _owner(index: PointIndex, grid_no: int, day: date) -> OwnerInfo:
+    row = index.owner_row(grid_no, (day - _EPOCH).days)
     if row < 0:
-        return fallback_owner(str(index.cells["subdistrict_name"].iat[grid_no]))
-    owner = index.owners.iloc[row]
+        return fallback_owner(str(index.cell_rows[grid_no].subdistrict_name))
+    owner = index.owner_list[row]
 
     def day_or_none(value: Any) -> date | None:
         if value is None or pd.isna(value):
             return None
         return value.date() if isinstance(value, datetime) else value  # type: ignore[no-any-return]
 
-    phone = owner["phone"]
-    return OwnerInfo(name=owner["owner_name"], kind=owner["owner_kind"],
+    phone = owner.phone
+    return OwnerInfo(name=owner.owner_name, kind=owner.owner_kind,
                      phone=None if phone is None or pd.isna(phone) else phone,
-                     valid_from=day_or_none(owner["valid_from"]),
-                     valid_to=day_or_none(owner["valid_to"]), fallback=False)
+                     valid_from=day_or_none(owner.valid_from),
+                     valid_to=day_or_none(owner.valid_to), fallback=False)
 
 
 def _open_zone(index: PointIndex, lon: float, lat: float,
                local: datetime) -> StallZoneInfo | None:
-    ids = index.zones_at(np.array([lon]), np.array([lat]))[0] or []
-    for zone_id in sorted(ids):
+    for zone_id in index.zone_ids_at(lon, lat):
         found = index.zone_info.get(zone_id)
         if found is not None and found[1].is_open(local):
             return found[0]
@@ -311,16 +336,16 @@ def route_point_indexed(session: Session, *, x: float, y: float, crs: str = "wgs
     station = None
     nearest = _nearest_station(index, lon, lat)
     if nearest is not None:
-        st = index.stations.iloc[nearest[0]]
-        station = StationInfo(code=st["code"], name=st["name"], phone=st["phone"],
+        st = index.station_rows[nearest[0]]
+        station = StationInfo(code=st.code, name=st.name, phone=st.phone,
                               distance_m=round(nearest[1], 2))
     other = _nearest_other(index, lon, lat, grid_no)
     other_m = None if other is None else round(other[1], 2)
-    cell = index.cells.iloc[grid_no]
+    cell = index.cell_rows[grid_no]
     return RouteResult(
         raw_x=x, raw_y=y, raw_crs=tag, lon=lon, lat=lat, at=at,
-        grid_code=index.codes[grid_no], community_code=cell["community_code"],
-        community_name=cell["community_name"], snapped=snapped,
+        grid_code=index.codes[grid_no], community_code=cell.community_code,
+        community_name=cell.community_name, snapped=snapped,
         snap_distance_m=round(dist, 2), owner=owner, station=station,
         category_type=category_type,  # type: ignore[arg-type]
         category_code=category_code, responsible_unit=unit, responsibility_rule=why,
