@@ -23,8 +23,16 @@ from api.live_events import router as live_events_router
 from api.ogc import close_ogc, mount_ogc, open_ogc
 from api.read_routing import install_read_routing
 from api.routes import access as auth
-from api.routes import analysis, assets, geocoding, hotspots, layers, pages, zones
-from api.routes import geocoding_suggest
+from api.routes import (
+    analysis,
+    assets,
+    geocoding,
+    geocoding_suggest,
+    hotspots,
+    layers,
+    pages,
+    zones,
+)
 from api.routes import field as field_app
 from api.routes import platform as health
 from api.routes import tiles as vector_tiles
@@ -33,8 +41,7 @@ from api.routes.dispatch import cases, routing
 from api.routes.dispatch import media as case_media
 from api.routes.public import convenience_map as public
 from api.routes.public import geocode as public_geocode
-from api.routes.public import open311
-from api.routes.public import resident_report
+from api.routes.public import open311, resident_report
 from api.security_headers import SecurityHeadersMiddleware
 from gis.platform.db import make_engine, role_url, session_factory, session_options
 from gis.platform.replicas import make_read_routers
