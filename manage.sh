@@ -34,6 +34,8 @@ setup_system() {
     # Headless browser tests of the map pages, and a CJK font so screenshots show Chinese;
     # GDAL's ogrinfo reads the OGC API as QGIS would.
     pkgs+=(chromium fonts-noto-cjk gdal-bin)
+    # bench/route_load.py drives POST /route at a fixed rate with hey (a native load generator).
+    pkgs+=(hey)
   fi
   [ ${#pkgs[@]} -gt 0 ] && apt_install "${pkgs[@]}"
   return 0
