@@ -10,8 +10,9 @@ with CITYGRID_ROUTING_SINGLE_ENGINE set, warms every worker (each compiles its o
 then runs `--clients` hey processes at `--rate / --clients` requests/s each for `--seconds`,
 each client with its own point inside a demo grid cell (category 0505). Prints per engine
 p50 / p99 / max in ms, the achieved rate, errors (anything but 200, and requests the target
-rate asked for but never sent), then the ratio index : sql (`sql` is the named baseline: the
-per-point SQL of gis/dispatch/routing.py). A bench dispatcher is created for the run and its
+rate asked for but never sent) and GET /health at the same rate as the HTTP floor, then the
+ratio index : sql (`sql` is the named baseline: the per-point SQL of
+gis/dispatch/routing.py). A bench dispatcher is created for the run and its
 token revoked at the end. Clients, server and PostGIS share the machine's cores.
 """
 
@@ -89,16 +90,17 @@ def _serve(db_url: str, engine_name: str, workers: int) -> tuple[subprocess.Pope
 
 
 def _hey(url: str, token: str, points: list[tuple[float, float]], *, rate: float,
-         seconds: float) -> list[tuple[float, int]]:
+         seconds: float, health: bool = False) -> list[tuple[float, int]]:
     """(seconds, status) of every request of all clients; one hey process per client."""
     procs = []
     for x, y in points:
         body = json.dumps({"x": x, "y": y, "category_code": "0505"})
+        what = (["-m", "GET", f"{url}/health"] if health else
+                ["-m", "POST", "-T", "application/json", "-H", f"Authorization: Bearer {token}",
+                 "-d", body, f"{url}/route"])
         procs.append(subprocess.Popen(
             ["hey", "-c", "1", "-q", f"{rate / len(points):g}", "-z", f"{seconds:g}s",
-             "-m", "POST", "-T", "application/json", "-H", f"Authorization: Bearer {token}",
-             "-d", body, "-o", "csv", f"{url}/route"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+             "-o", "csv", *what], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
     out: list[tuple[float, int]] = []
     for proc in procs:
         data, _ = proc.communicate()
@@ -113,6 +115,7 @@ def main(
     seconds: float = typer.Option(30, help="seconds of load per engine"),
     workers: int = typer.Option(2, min=1, help="app processes (citygrid serve --workers)"),
     db_url: str = typer.Option(None, help="database (default: the private cluster's)"),
+    floor_seconds: float = typer.Option(10, help="GET /health first, same rate (0: skip)"),
 ) -> None:
     """Run both engines at the same target rate and print the figures and their ratio."""
     if shutil.which("hey") is None:
@@ -131,6 +134,19 @@ def main(
             try:
                 # Every worker compiles its index on its first request; warm them all.
                 _hey(base, token, points, rate=min(rate, 200), seconds=3)
+                if name == "index" and floor_seconds > 0:
+                    # GET /health (no sign-in, one SELECT): what the HTTP stack alone costs.
+                    floor = [t * 1000 for t, status in _hey(
+                        base, token, points, rate=rate, seconds=floor_seconds, health=True)
+                        if status == 200]
+                    if floor:
+                        figures["health (floor)"] = {
+                            "requests": len(floor), "ok": len(floor),
+                            "rate": round(len(floor) / floor_seconds, 1),
+                            "p50_ms": round(pct(floor, 0.5), 2),
+                            "p99_ms": round(pct(floor, 0.99), 2),
+                            "max_ms": round(max(floor), 2), "errors": 0,
+                            "unsent": max(int(rate * floor_seconds) - len(floor), 0)}
                 results = _hey(base, token, points, rate=rate, seconds=seconds)
             finally:
                 server.terminate()
