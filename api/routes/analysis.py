@@ -221,12 +221,15 @@ def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
 def dark_streets(request: Request, session: ReadSessionDep, settings: SettingsDep,
                  params: DarkStreetDep, bbox: BBoxDep) -> Response:
     """The dark stretches themselves (beyond `threshold_m` from every working light)."""
-    result = _dark_streets(request, session, settings, params, bbox.bounds())
-    run = result.value
-    summary = (run.by_class if params.by == "street_class"
-               else summarise_dark_streets(run.stretches, by=params.by))
-    return stamp(_collection(run.stretches, summary, {**params.__dict__, "bbox": bbox.bbox},
-                             about=run.about), result)
+    def build() -> GeoJSONResponse:
+        run = _dark_streets(request, session, settings, params, bbox.bounds()).value
+        summary = (run.by_class if params.by == "street_class"
+                   else summarise_dark_streets(run.stretches, by=params.by))
+        return _collection(run.stretches, summary, {**params.__dict__, "bbox": bbox.bbox},
+                           about=run.about)
+
+    return cached_json(request, session, "dark_streets",
+                       (*sorted(params.__dict__.items()), bbox.bbox), build)
 
 
 @router.get("/analysis/coverage-gaps", response_model=AnalysisFeatures,
@@ -234,14 +237,17 @@ def dark_streets(request: Request, session: ReadSessionDep, settings: SettingsDe
 def coverage_gaps(request: Request, session: ReadSessionDep, settings: SettingsDep,
                   params: CoverageDep, bbox: BBoxDep) -> Response:
     """Unit grids with network and straight distance to the nearest station, review flags."""
-    result = _coverage(request, session, settings, params, bbox.bounds())
-    run = result.value
-    cells = run.cells
-    summary = summarise_coverage(cells, by=params.by)
-    if params.gaps_only:
-        cells = cells[~cells["covered"]]
-    return stamp(_collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox},
-                             about=run.about, network=run.network), result)
+    def build() -> GeoJSONResponse:
+        run = _coverage(request, session, settings, params, bbox.bounds()).value
+        cells = run.cells
+        summary = summarise_coverage(cells, by=params.by)
+        if params.gaps_only:
+            cells = cells[~cells["covered"]]
+        return _collection(cells, summary, {**params.__dict__, "bbox": bbox.bbox},
+                           about=run.about, network=run.network)
+
+    return cached_json(request, session, "coverage",
+                       (*sorted(params.__dict__.items()), bbox.bbox), build)
 
 
 @router.get("/analysis/cover-risk", response_model=AnalysisFeatures,
@@ -256,13 +262,17 @@ def cover_risk(
     damaged_medium_after_h: Annotated[float, Query(ge=0, le=8784, description="hours after "
                                                    "which a damaged cover is medium risk (low "
                                                    "before)")] = 4,
-) -> GeoJSONResponse:
+) -> Response:
     """Covers in use that are damaged or missing, riskiest first, and a summary."""
-    result = _cover_risks(request, session, bbox, damaged_high_after_h, damaged_medium_after_h)
-    risks, about = result.value
-    summary = summarise_cover_risks(risks, by=by) if not risks.empty else pd.DataFrame()
-    return stamp(_collection(risks, summary, {"by": by, **about.parameters}, about=about),
-                 result)
+    def build() -> GeoJSONResponse:
+        risks, about = _cover_risks(request, session, bbox, damaged_high_after_h,
+                                    damaged_medium_after_h).value
+        summary = summarise_cover_risks(risks, by=by) if not risks.empty else pd.DataFrame()
+        return _collection(risks, summary, {"by": by, **about.parameters}, about=about)
+
+    return cached_json(request, session, "cover_risk",
+                       (by, damaged_high_after_h, damaged_medium_after_h, bbox.bbox), build,
+                       clock=True)
 
 
 def _cover_risks(request: Request, session: Session, bbox: Any, high_h: float = 24,
@@ -330,6 +340,15 @@ def indicators(
     stamp(response, result)
     return IndicatorsOut(start=start, end=end, as_of=judged, by=by, definitions=definitions,
                          rows=[IndicatorRow(**r) for r in _records(table)])
+
+
+def cached_json(request: Request, session: Session, analysis: str, key: tuple[Any, ...],
+                build: Callable[[], GeoJSONResponse], *, clock: bool = False) -> Response:
+    """The encoded GeoJSON answer, reused like the result it encodes (encoding 11,000
+    features costs seconds; a warm answer is the stored bytes)."""
+    result = cached(request, session, analysis, ("json", *key), lambda: bytes(build().body),
+                    clock=clock)
+    return stamp(Response(result.value, media_type=GeoJSONResponse.media_type), result)
 
 
 def _page(html: str) -> HTMLResponse:

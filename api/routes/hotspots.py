@@ -13,10 +13,10 @@ from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from api.analysis_cache import cached, stamp
+from api.analysis_cache import cached
 from api.auth import staff_only
 from api.deps import BBoxDep, SettingsDep
 from api.params import SaneDatetime
@@ -27,6 +27,7 @@ from api.routes.analysis import (
     _cached_page,
     _collection,
     _context,
+    cached_json,
 )
 from gis.analysis.common import CHINA_TZ
 from gis.analysis.gi_star import DEFAULT_MIN_CASES, DEFAULT_PERMUTATIONS, DEFAULT_SEED
@@ -107,15 +108,18 @@ def _find(session: Session, params: HotspotParams, bbox: BBoxDep) -> HotspotResu
 @router.get("/analysis/hotspots", response_model=AnalysisFeatures,
             response_class=GeoJSONResponse, summary="投诉热点区域 (Gi* on H3 cells)")
 def hotspots(request: Request, session: ReadSessionDep, params: HotspotDep,
-             bbox: BBoxDep) -> GeoJSONResponse:
+             bbox: BBoxDep) -> Response:
     """H3 cells of the study area with complaints or a significant class; `about` says how."""
-    result = _run(request, session, params, bbox)
-    run = result.value
-    spots = run.cells
-    summary = spots[spots["hotspot"]][["cell", "cases", "repeats", "weight", "z", "p_sim",
-                                       "p_fdr", "label"]]
-    return stamp(_collection(spots, summary, {**run.about.parameters, "bbox": bbox.bbox},
-                             about=run.about), result)
+    def build() -> GeoJSONResponse:
+        run = _run(request, session, params, bbox).value
+        spots = run.cells
+        summary = spots[spots["hotspot"]][["cell", "cases", "repeats", "weight", "z", "p_sim",
+                                           "p_fdr", "label"]]
+        return _collection(spots, summary, {**run.about.parameters, "bbox": bbox.bbox},
+                           about=run.about)
+
+    return cached_json(request, session, "hotspots", (_key(params), bbox.bbox), build,
+                       clock=params.end is None)
 
 
 @router.get("/analysis/map/hotspots", response_class=HTMLResponse,

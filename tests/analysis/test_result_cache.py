@@ -56,7 +56,7 @@ def test_reused_until_an_input_changes(client: TestClient, app: FastAPI,
     # ...a light in the 80 m hole is an input: the next call computes afresh and sees it.
     insert_light(session, 99, 140, -500)
     lit, _ = _dark_m(client)
-    assert lit < dark and len(cache) == entries + 1
+    assert lit < dark and len(cache) == entries + 2  # the result and its encoded answer
 
 
 def test_page_and_report_are_reused_too(client: TestClient, app: FastAPI) -> None:
