@@ -327,15 +327,40 @@ def test_open311_post_needs_a_dispatcher_api_key(client: TestClient, two_grids: 
     assert count(two_grids, "SELECT count(*) FROM cases") == before + 1
 
 
-def test_map_page_of_a_grid_owner_is_not_shared(client: TestClient, two_grids: Engine,
-                                                cases: dict[str, int]) -> None:
-    admin_page = client.get("/map", headers=headers_for(two_grids, "analyst")).text
-    owner_page = client.get("/map", headers=headers_for(two_grids, "grid_owner",
-                                                        owner_name=OWNER)).text
-    assert LIGHT_MINE in admin_page and LIGHT_THEIRS in admin_page
-    assert LIGHT_MINE in owner_page and LIGHT_THEIRS not in owner_page
-    # ... and the owner's page did not replace the one everybody else gets.
-    assert LIGHT_THEIRS in client.get("/map", headers=headers_for(two_grids, "admin")).text
+def _tile_codes(client: TestClient, engine: Engine, headers: dict[str, str],
+                code: str) -> set[str]:
+    """Light codes in the zoom-17 streetlight tile that holds light `code`."""
+    import math
+
+    import mapbox_vector_tile
+
+    with engine.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM streetlights "
+                                     "WHERE code = :c"), {"c": code}).one()
+    n = 2 ** 17
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    r = client.get(f"/tiles/streetlights/17/{x}/{y}.pbf", headers=headers)
+    assert r.status_code == 200, r.text
+    layer = mapbox_vector_tile.decode(r.content).get("streetlights", {"features": []})
+    return {str(f["properties"].get("code")) for f in layer["features"]}
+
+
+def test_map_of_a_grid_owner_shows_only_their_rows(client: TestClient, two_grids: Engine,
+                                                   cases: dict[str, int]) -> None:
+    # /map embeds no row data any more: lights, covers and cases come from /tiles in the
+    # caller's own session, so row-level security decides what a grid owner's map holds.
+    admin = headers_for(two_grids, "analyst")
+    owner = headers_for(two_grids, "grid_owner", owner_name=OWNER)
+    for page in (client.get("/map", headers=admin).text, client.get("/map", headers=owner).text):
+        assert LIGHT_MINE not in page and LIGHT_THEIRS not in page
+    assert LIGHT_MINE in _tile_codes(client, two_grids, admin, LIGHT_MINE)
+    assert LIGHT_THEIRS in _tile_codes(client, two_grids, admin, LIGHT_THEIRS)
+    assert LIGHT_MINE in _tile_codes(client, two_grids, owner, LIGHT_MINE)
+    assert LIGHT_THEIRS not in _tile_codes(client, two_grids, owner, LIGHT_THEIRS)
+    # ... and the owner's tile did not replace the one everybody else gets.
+    assert LIGHT_THEIRS in _tile_codes(client, two_grids, headers_for(two_grids, "admin"),
+                                       LIGHT_THEIRS)
 
 
 @pytest.mark.parametrize("target", ["//evil.example", "/\\evil.example", "/\t/evil.example",
