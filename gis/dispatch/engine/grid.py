@@ -119,8 +119,9 @@ class GridRaster:
             hit = self.edges.intersects(x[pt], y[pt], poly)
             # Candidates are sorted by polygon within a cell: the first hit is the smallest.
             pt, poly = pt[hit], poly[hit]
-            keep = np.r_[True, pt[1:] != pt[:-1]]
-            result[pt[keep]] = poly[keep]
+            if len(pt):  # every point to check may miss all its candidates (just outside)
+                keep = np.r_[True, pt[1:] != pt[:-1]]
+                result[pt[keep]] = poly[keep]
         return result
 
     def near_pairs(self, x: np.ndarray, y: np.ndarray,
