@@ -327,6 +327,9 @@ th{{background:#eef4f8}} td.name,th.name{{text-align:left}}
 .kpi div{{border:1px solid #ddd;border-radius:4px;padding:.4rem .7rem;min-width:7rem}}
 .kpi b{{display:block;font-size:1.2rem}} .warn b{{color:#c0392b}}
 img{{max-width:100%}}
+/* A phone scrolls a wide ranking table inside itself, never the whole page. */
+@media (max-width:760px){{table{{display:block;overflow-x:auto;white-space:nowrap}}
+  body{{margin:1rem auto}}}}
 {TOOLBAR_CSS}
 @media print{{body{{margin:0}} h2{{page-break-after:avoid}}}}
 </style>

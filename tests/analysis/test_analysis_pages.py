@@ -127,3 +127,35 @@ def test_pages_in_chromium_without_network(chromium: Path, base_url: str,
 
     assert browser.external == [], f"pages tried to leave the app: {browser.external}"
     assert browser.errors == [], f"JavaScript errors: {browser.errors}"
+
+
+@pytest.mark.browser
+def test_report_and_analysis_page_on_a_phone(chromium: Path, base_url: str,
+                                             session: Session) -> None:
+    with offline_page(chromium, width=390, height=844,
+                      extra_http_headers=headers_for(session, "analyst")) as browser:
+        page = browser.page
+        response = page.goto(f"{base_url}/reports/weekly?day=2024-05-08&scope=379901",
+                             wait_until="load")
+        assert response is not None and response.status == 200
+        # Nothing wider than the phone, and the toolbar's controls big enough to tap.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+        heights = page.evaluate("""() => [...document.querySelectorAll(
+            '.cg-toolbar select, .cg-toolbar input, .cg-toolbar button, .cg-toolbar a')]
+            .map(e => e.getBoundingClientRect().height)""")
+        assert heights and min(heights) >= 44, heights
+        # The period picker goes to the chosen report.
+        page.select_option(".cg-toolbar select", "monthly")
+        page.click(".cg-toolbar button[type=submit]")
+        page.wait_for_url("**/reports/monthly?**")
+        assert "月报" in page.locator("h1").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "report-phone.png"), full_page=True)
+        url = f"{base_url}/analysis/map/cover-risk?bbox={BBOX_Q}"
+        response = page.goto(url, wait_until="load", timeout=60_000)
+        assert response is not None and response.status == 200
+        page.wait_for_function("() => window.L && document.querySelector('.cg-legend')",
+                               timeout=30_000)
+        scale = page.locator(".leaflet-control-scale").inner_text()
+        assert " m" in scale and "ft" not in scale and "mi" not in scale
+    assert browser.external == [], f"pages tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"JavaScript errors: {browser.errors}"
