@@ -268,3 +268,33 @@ def test_desk_on_a_phone_and_a_tablet(chromium: Path, base_url: str, demo_engine
 
     assert browser.external == [], f"page tried to leave the app: {browser.external}"
     assert browser.errors == [], f"console errors: {browser.errors}"
+
+
+@pytest.mark.browser
+def test_desk_shows_a_case_filed_elsewhere_without_reload(chromium: Path, base_url: str,
+                                                          demo_engine: Engine) -> None:
+    # Another dispatcher (here: a plain HTTP client) files a case; the open desk hears it on
+    # GET /events/cases (NOTIFY from the filing transaction) and lists it in 新建, no reload.
+    import httpx
+
+    dispatcher = headers_for(demo_engine, "dispatcher")
+    with demo_engine.connect() as conn:
+        x, y = conn.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), "
+                                 "ST_Y(ST_PointOnSurface(geom)) FROM grid_cells "
+                                 "ORDER BY code LIMIT 1 OFFSET 77")).one()
+    with offline_page(chromium, width=1440, height=900,
+                      extra_http_headers=dispatcher) as browser:
+        page, _ = _open_page(browser, base_url)
+        page.wait_for_function("() => window.cgDispatch.live.open", timeout=60_000)
+        loads = page.evaluate("() => performance.getEntriesByType('navigation').length")
+        filed = httpx.post(f"{base_url}/cases", headers=dispatcher, timeout=60, json={
+            "category_type": "event", "category_code": "0102", "channel": "hotline_12345",
+            "x": x, "y": y, "description": "另一台调度台立案"})
+        assert filed.status_code == 201, filed.text
+        case_no = filed.json()["case_no"]
+        page.wait_for_function("() => window.cgDispatch.live.events >= 1", timeout=30_000)
+        page.wait_for_selector(f'#cg-new-list li[data-case-no="{case_no}"]', state="attached",
+                               timeout=30_000)
+        assert page.evaluate("() => performance.getEntriesByType('navigation').length") == loads
+    assert browser.external == [], f"page tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"console errors: {browser.errors}"
