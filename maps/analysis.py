@@ -351,6 +351,14 @@ def _headline(row: dict[str, Any]) -> str:
     # An on-time rate must not hide the backlog: the open overdue count stands beside it.
     cards.insert(2, f'<div class="warn"><span>超期未结</span><b>{_int(row.get("open_overdue"))}'
                     "</b><small>件（截至期末）</small></div>")
+    # Photo evidence (case_media): after photo on closing, verification photo in time.
+    for label, rate, num, den in (("处置后照片率", "after_photo_rate", "closed_with_after_photo",
+                                   "photo_closed"),
+                                  ("核查及时率", "verification_on_time_rate",
+                                   "verified_on_time", "verification_due")):
+        if rate in row:
+            cards.append(f"<div><span>{label}</span><b>{_pct(row.get(rate))}</b>"
+                         f"<small>{_int(row.get(num))} / {_int(row.get(den))}</small></div>")
     counts = "，".join(f"{COUNT_LABELS[k]} {_int(row.get(k))}" for k in
                       ("accepted", "filed", "dispatched", "due", "closed", "closed_on_time"))
     return f'<div class="kpi">{"".join(cards)}</div><p>{counts}。</p>'

@@ -20,6 +20,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 from gis.analysis.labels import COUNT_LABELS, PERIOD_LABELS, RATES, ReportData
 from maps.charts import trend_chart
 
+PHOTO_RATES = {"after_photo_rate": "处置后照片率", "verification_on_time_rate": "核查及时率"}
 # Adobe's CID font ships inside reportlab: Chinese prints on a machine without CJK font files.
 PDF_FONT = "STSong-Light"
 RANKING_COLUMNS = {"rank": "名次", "name": "名称", "accepted": "受理数", "due": "应结案数",
@@ -47,7 +48,9 @@ def summary_rows(report: ReportData) -> list[tuple[str, Any]]:
     row = report.city_row
     counts = [(label, _number(row.get(key))) for key, label in COUNT_LABELS.items()]
     rates = [(f"{label}(%)", _rate(row.get(key))) for key, (label, _, _) in RATES.items()]
-    return counts + rates
+    photos = [(f"{label}(%)", _rate(row.get(key))) for key, label in PHOTO_RATES.items()
+              if key in row]
+    return counts + rates + photos
 
 
 def report_xlsx(report: ReportData) -> bytes:

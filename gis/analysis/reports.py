@@ -8,6 +8,7 @@ manhole covers still at risk; maps.analysis.render_report turns the result into 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pandas as pd
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from gis.analysis.cover_risk import find_cover_risks, summarise_cover_risks
 from gis.analysis.indicators import (
     IndicatorCounts,
     count_indicators,
+    count_photo_indicators,
     indicator_table,
     rank_groups,
 )
@@ -72,6 +74,14 @@ def build_report(
     if city_table.empty:
         city_table = indicator_table([("city", "全市", IndicatorCounts())])
     city_row = {str(k): v for k, v in city_table.iloc[0].to_dict().items()}
+    # Photo evidence (处置后照片率, 核查及时率) under the same as_of rule as the counts.
+    photos = count_photo_indicators(session, start=period.start, end=period.end, as_of=as_of,
+                                    scope=scope)
+    city_row.update(closed_with_after_photo=photos.closed_with_after_photo,
+                    photo_closed=photos.closed, verification_due=photos.verification_due,
+                    verified_on_time=photos.verified_on_time,
+                    after_photo_rate=_float(photos.after_photo_rate),
+                    verification_on_time_rate=_float(photos.verification_on_time_rate))
     districts = rank_groups(table("district", period.start, period.end, as_of))
     streets = rank_groups(table("street", period.start, period.end, as_of))
     categories = (table("category", period.start, period.end, as_of)
@@ -106,3 +116,7 @@ def build_report(
                       generated_at=now.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
                       city_row=city_row, districts=districts, streets=streets,
                       categories=categories, trend=trend, cover_risks=cover, notes=notes)
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)

@@ -35,7 +35,7 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "cover_risk": (*_PLACES, "manhole_covers", *_CASES),
     "hotspots": (*_PLACES, "roads", *_CASES),
     "indicators": (*_PLACES, *_CASES, "deadline_rules"),
-    "report": (*_PLACES, *_CASES, "deadline_rules", "manhole_covers"),
+    "report": (*_PLACES, *_CASES, "deadline_rules", "manhole_covers", "case_media"),
 }
 
 

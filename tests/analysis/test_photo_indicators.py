@@ -102,3 +102,21 @@ def test_api(session, cases, test_settings):
         assert body["verification_on_time_rate"] == "50.00"
         assert TestClient(app).get("/analysis/indicators/photos", params={
             "start": WEEK[0].isoformat(), "end": WEEK[1].isoformat()}).status_code == 401
+
+
+def test_weekly_report_shows_the_photo_indicators(session, cases, test_settings):
+    import io
+
+    from openpyxl import load_workbook
+
+    app = create_app(test_settings)
+    app.dependency_overrides[get_session] = lambda: session
+    with TestClient(app, headers=headers_for(session, "analyst")) as client:
+        html = client.get("/reports/weekly", params={"day": "2026-12-02"}).text
+        headline = html.split("<h2>二、")[0]
+        assert "<span>处置后照片率</span><b>25.00%</b><small>1 / 4</small>" in headline
+        assert "<span>核查及时率</span><b>50.00%</b><small>2 / 4</small>" in headline
+        book = load_workbook(io.BytesIO(client.get(
+            "/reports/weekly/report.xlsx", params={"day": "2026-12-02"}).content))
+        summary = {r[0]: r[1] for r in book["总体"].iter_rows(min_row=4, values_only=True)}
+        assert summary["处置后照片率(%)"] == 25.0 and summary["核查及时率(%)"] == 50.0
