@@ -187,7 +187,9 @@ def test_report_flow_in_chromium_at_phone_size(settings, city_url, tmp_path):
         page.locator("#rr-map").click(position={"x": 100, "y": 100})
         assert "地图上选的位置" in page.locator("#rr-where").inner_text()
         page.click("#rr-locate")
-        page.wait_for_function("document.getElementById('rr-where').textContent"
+        # A function, not an expression: Playwright evaluates bare expressions with eval,
+        # which the page's CSP (no 'unsafe-eval') refuses.
+        page.wait_for_function("() => document.getElementById('rr-where').textContent"
                                ".indexOf('我的位置') >= 0")
         assert page.input_value("#rr-lat") == f"{POINT[1]:.6f}"
         page.fill("#rr-contact", PHONE)
