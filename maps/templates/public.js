@@ -232,7 +232,9 @@ function show(result) {
                    (p.phone ? " " + phone(p.phone) : "") + " " + openTag(p.open_now);
     li.addEventListener("click", function () {
       var item = findItem(p.kind, p.id);
-      map.setView(latlng, 18);
+      // No animation: markercluster's zoomToShowLayer callback can be lost under a zoom
+      // animation still running, and the popup would never open.
+      map.setView(latlng, 18, {animate: false});
       if (!item) { return; }
       // The sheet needs no marker on screen: show it at once (a zoom animation under way
       // can swallow markercluster's callback); a popup waits for its marker.
