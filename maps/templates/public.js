@@ -238,12 +238,11 @@ function show(result) {
       if (!item) { return; }
       // The sheet needs no marker on screen: show it at once (a zoom animation under way
       // can swallow markercluster's callback); a popup waits for its marker.
-      if (narrowScreen()) { showDetails(item); }
-      if (visible(item)) {
-        cluster.zoomToShowLayer(item.marker, function () {
-          if (!narrowScreen()) { showDetails(item); }
-        });
-      }
+      if (narrowScreen()) { showDetails(item); return; }
+      // A popup at the place itself: markercluster's zoomToShowLayer callback is not
+      // reliable (it may never come while clusters are rebuilt), and the place may be
+      // filtered out by the chips.
+      L.popup({maxWidth: 320}).setLatLng(latlng).setContent(item.popup).openOn(map);
     });
     list.appendChild(li);
   });
