@@ -125,18 +125,25 @@ def start_server(db_url: str) -> tuple[subprocess.Popen[bytes], str]:
          "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
         env={**os.environ, "CITYGRID_DATABASE_URL": db_url}, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240  # a loaded 2-core machine imports slowly
+    wait_for_health(server, url, "uvicorn")
+    return server, url
+
+
+def wait_for_health(server: subprocess.Popen[bytes], url: str, what: str,
+                    seconds: float = 240) -> None:
+    """Wait until `url`/health answers 200; stop `server` and raise if it never does."""
+    deadline = time.monotonic() + seconds  # a loaded 2-core machine imports slowly
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {server.returncode}")
+            raise RuntimeError(f"{what} exited with {server.returncode}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return server, url
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     server.terminate()
-    raise RuntimeError("uvicorn did not answer /health within 240 s")
+    raise RuntimeError(f"{what} did not answer /health within {seconds:g} s")
 
 
 class Driver:

@@ -27,17 +27,18 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load import wait_for_health  # noqa: E402
 
 from gis.access import auth  # noqa: E402
 from gis.platform.db import database_url, make_engine, transaction  # noqa: E402
@@ -75,18 +76,8 @@ def _serve(db_url: str, engine_name: str, workers: int) -> tuple[subprocess.Pope
          "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"citygrid serve exited with {server.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    server.terminate()
-    raise RuntimeError("citygrid serve did not answer /health within 240 s")
+    wait_for_health(server, url, "citygrid serve")
+    return server, url
 
 
 def _hey(url: str, token: str, points: list[tuple[float, float]], *, rate: float,
