@@ -299,18 +299,25 @@ def _owner(row: Any) -> OwnerInfo:
                      valid_from=row["valid_from"], valid_to=row["valid_to"], fallback=False)
 
 
-def route_point(session: Session, *, x: float, y: float, crs: str = "wgs84", at: datetime,
-                category_type: str = "event", category_code: str | None = None,
-                component_code: str | None = None, settings: RoutingSettings,
-                city: CitySettings | None = None) -> RouteResult:
-    """Route one complaint at (x, y) in `crs` reported at `at` (see the module docstring)."""
-    city = city or CitySettings()
+def checked_point(x: float, y: float, crs: str, category_type: str, category_code: str | None,
+                  component_code: str | None) -> tuple[str, float, float]:
+    """(CRS tag, lon, lat) of a complaint's point after checking its input; 4xx errors else."""
     tag = normalise_crs(crs)
     for name, value in (("x", x), ("y", y)):
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"{name} {value!r} is not a finite number")
     check_category(category_type, category_code, component_code)
     lon, lat = to_wgs84(x, y, tag)
+    return tag, lon, lat
+
+
+def route_point(session: Session, *, x: float, y: float, crs: str = "wgs84", at: datetime,
+                category_type: str = "event", category_code: str | None = None,
+                component_code: str | None = None, settings: RoutingSettings,
+                city: CitySettings | None = None) -> RouteResult:
+    """Route one complaint at (x, y) in `crs` reported at `at` (see the module docstring)."""
+    city = city or CitySettings()
+    tag, lon, lat = checked_point(x, y, crs, category_type, category_code, component_code)
     local = local_time(at, settings)
     row = session.execute(text(_LOCATE), {"lon": lon, "lat": lat,
                                           "day": local.date()}).mappings().first()

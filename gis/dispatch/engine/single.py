@@ -45,7 +45,7 @@ from gis.dispatch.routing import (
     Rule,
     StallZoneInfo,
     StationInfo,
-    check_category,
+    checked_point,
     fallback_owner,
     find_rule,
     link_component,
@@ -54,8 +54,7 @@ from gis.dispatch.routing import (
     route_point,
 )
 from gis.dispatch.routing_settings import RoutingSettings
-from gis.geo.coords import normalise_crs, to_wgs84
-from gis.platform.errors import InvalidInputError, OutsideCityError
+from gis.platform.errors import OutsideCityError
 from gis.platform.settings import CitySettings
 from gis.zones.timeslots import Schedule, parse_schedule
 
@@ -292,12 +291,7 @@ def route_point_indexed(session: Session, *, x: float, y: float, crs: str = "wgs
                         city: CitySettings | None = None) -> RouteResult:
     """route_point's answer for (x, y) in `crs` at `at`, from the in-process routing index."""
     city = city or CitySettings()
-    tag = normalise_crs(crs)
-    for name, value in (("x", x), ("y", y)):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInputError(f"{name} {value!r} is not a finite number")
-    check_category(category_type, category_code, component_code)
-    lon, lat = to_wgs84(x, y, tag)
+    tag, lon, lat = checked_point(x, y, crs, category_type, category_code, component_code)
     local = local_time(at, settings)
     conn = session.connection()
     check = conn.execute(text(_CHECK), {"type": category_type,
