@@ -51,8 +51,9 @@ from gis.analysis.labels import GI_BIN_LABELS
 from gis.analysis.study_area import StudyArea, area_cells, check_resolution, load_study_area
 from gis.platform.errors import InvalidInputError
 
-__all__ = ["HotspotResult", "classify_hotspots", "fdr_adjust", "find_hotspots", "gi_star",
-           "hex_cells", "hex_counts", "hotspots_from_points", "study_area_cells"]
+__all__ = ["HotspotResult", "cell_totals", "classify_hotspots", "fdr_adjust", "find_hotspots",
+           "gi_star", "hex_cells", "hex_counts", "hotspots_from_cells", "hotspots_from_points",
+           "study_area_cells"]
 
 
 _INFERENCE_ZH = {"total": "随机抽取同样大小的邻域",
@@ -228,13 +229,32 @@ def hotspots_from_points(points: pd.DataFrame, area: Sequence[str], *, resolutio
     Points in cells outside `area` are left out: the study area is fixed beforehand, never
     grown by the data.
     """
+    return hotspots_from_cells(cell_totals(points, resolution=resolution,
+                                           repeat_weight=repeat_weight), area, k=k,
+                               permutations=permutations, seed=seed, min_cases=min_cases,
+                               inference=inference)
+
+
+def cell_totals(points: pd.DataFrame, *, resolution: int,
+                repeat_weight: float = 0.5) -> pd.DataFrame:
+    """Per H3 cell of points (lon, lat, repeat, supervised): cases, repeats, supervised, weight.
+
+    Totals of disjoint sets of points add up cell by cell (weights are multiples of 1 and
+    `repeat_weight`), so gis.analysis.distributed sums them over monthly partitions.
+    """
     points = points.assign(cell=hex_cells(points["lon"], points["lat"], resolution=resolution))
-    index = pd.Index(sorted(set(area)), name="cell")
-    points = points[points["cell"].isin(index)]
     points = points.assign(weight=1.0 + repeat_weight * points["repeat"].astype(float))
-    per_cell = points.groupby("cell").agg(cases=("cell", "size"), repeats=("repeat", "sum"),
-                                          supervised=("supervised", "sum"),
-                                          weight=("weight", "sum"))
+    return points.groupby("cell").agg(cases=("cell", "size"), repeats=("repeat", "sum"),
+                                      supervised=("supervised", "sum"),
+                                      weight=("weight", "sum"))
+
+
+def hotspots_from_cells(per_cell: pd.DataFrame, area: Sequence[str], *, k: int = 1,
+                        permutations: int = DEFAULT_PERMUTATIONS, seed: int = DEFAULT_SEED,
+                        min_cases: int = DEFAULT_MIN_CASES,
+                        inference: Inference = "total") -> gpd.GeoDataFrame:
+    """Gi* hotspot cells from `cell_totals` (cells outside `area` are left out)."""
+    index = pd.Index(sorted(set(area)), name="cell")
     table = per_cell.reindex(index, fill_value=0)
     table = table.astype({"cases": int, "repeats": int, "supervised": int, "weight": float})
     table = table.join(classify_hotspots(table["weight"], k=k, permutations=permutations,
