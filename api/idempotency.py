@@ -7,6 +7,11 @@ not at all; the middleware then stores the answer before it goes out. A retry wi
 key and the same request gets the stored answer back (header `Idempotency-Replayed: true`)
 and changes nothing; the same key with a different request is refused (422), and a retry
 while the first is still running gets 409 with `Retry-After`. Keys are per user.
+
+Keys expire after `CITYGRID_API_IDEMPOTENCY_KEEP_DAYS` (default 7): an expired key is removed
+when it comes again, so the request runs as a new one, and every stored answer also purges up
+to `PURGE_BATCH` expired keys of anyone (an index range on `created_at`, so the table stays
+about one retention period long without a scheduled job).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"^[!-~]{1,200}$")
 STATE_KEY = "idempotency_claim"
 MAX_STORED_BYTES = 1_000_000
+# More than the one key each stored answer adds, so the purge keeps up after a quiet spell.
+PURGE_BATCH = 50
 
 
 class IdempotentReplay(Exception):
@@ -47,14 +54,36 @@ def request_digest(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(f"{method} {path}\n".encode() + body).hexdigest()
 
 
-def _claim(session: Any, *, username: str, key: str, method: str, path: str,
-           digest: str) -> int:
+def _insert(session: Any, *, username: str, key: str, method: str, path: str,
+            digest: str) -> int | None:
     claimed = session.execute(text(
         "INSERT INTO idempotency_keys (username, key, method, path, body_sha256) "
         "VALUES (:u, :k, :m, :p, :d) ON CONFLICT (username, key) DO NOTHING RETURNING id"),
         {"u": username, "k": key, "m": method, "p": path, "d": digest}).scalar()
+    return None if claimed is None else int(claimed)
+
+
+def _drop_expired(engine: Engine, *, username: str, key: str, keep_days: float) -> int:
+    # As the app role in its own transaction: a grid owner's role may not delete, and the
+    # claim that follows must see the row gone.
+    with engine.begin() as conn:
+        return conn.execute(text(
+            "DELETE FROM idempotency_keys WHERE username = :u AND key = :k "
+            "AND created_at < now() - make_interval(secs => :keep)"),
+            {"u": username, "k": key, "keep": keep_days * 86400}).rowcount or 0
+
+
+def _claim(session: Any, *, username: str, key: str, method: str, path: str,
+           digest: str, engine: Engine | None = None, keep_days: float | None = None) -> int:
+    row = {"username": username, "key": key, "method": method, "path": path, "digest": digest}
+    claimed = _insert(session, **row)
     if claimed is not None:
-        return int(claimed)
+        return claimed
+    if engine is not None and keep_days is not None and _drop_expired(
+            engine, username=username, key=key, keep_days=keep_days):
+        claimed = _insert(session, **row)
+        if claimed is not None:
+            return claimed
     earlier = session.execute(text(
         "SELECT method, path, body_sha256, status_code, response FROM idempotency_keys "
         "WHERE username = :u AND key = :k"), {"u": username, "k": key}).mappings().one()
@@ -80,16 +109,19 @@ async def idempotent(
     if not KEY_PATTERN.match(key):
         raise InvalidInputError(f"{HEADER} must be 1-200 visible ASCII characters")
     digest = request_digest(request.method, request.url.path, await request.body())
+    state = request.app.state
     claim = await anyio.to_thread.run_sync(lambda: _claim(
         session, username=user.username, key=key, method=request.method,
-        path=request.url.path, digest=digest))
+        path=request.url.path, digest=digest, engine=state.engine,
+        keep_days=state.settings.api.idempotency_keep_days))
     request.state.idempotency_claim = claim
 
 
 IdempotentDep = Depends(idempotent)
 
 
-def _store(engine: Engine, claim: int, status: int, body: bytes) -> None:
+def _store(engine: Engine, claim: int, status: int, body: bytes,
+           keep_days: float | None = None) -> None:
     try:
         stored: Any = json.loads(body) if body else None
     except ValueError:
@@ -102,6 +134,16 @@ def _store(engine: Engine, claim: int, status: int, body: bytes) -> None:
             "UPDATE idempotency_keys SET status_code = :s, response = CAST(:r AS jsonb), "
             "completed_at = now() WHERE id = :i AND status_code IS NULL"),
             {"s": status, "r": json.dumps(stored, ensure_ascii=False), "i": claim})
+        if keep_days is not None:
+            purge_expired(conn, keep_days=keep_days, limit=PURGE_BATCH)
+
+
+def purge_expired(conn: Any, *, keep_days: float, limit: int | None = None) -> int:
+    """Delete keys older than `keep_days` (the oldest `limit` of them); the number deleted."""
+    return conn.execute(text(
+        "DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys "
+        "WHERE created_at < now() - make_interval(secs => :keep) ORDER BY created_at "
+        "LIMIT :n)"), {"keep": keep_days * 86400, "n": limit}).rowcount or 0
 
 
 class IdempotencyMiddleware:
@@ -133,8 +175,10 @@ class IdempotencyMiddleware:
             assert start is not None
             body = b"".join(chunks)
             if start["status"] < 500:
-                engine = scope["app"].state.engine
-                await anyio.to_thread.run_sync(_store, engine, claim, start["status"], body)
+                state = scope["app"].state
+                await anyio.to_thread.run_sync(
+                    _store, state.engine, claim, start["status"], body,
+                    state.settings.api.idempotency_keep_days)
             await send(start)
             await send({"type": "http.response.body", "body": body})
 

@@ -143,6 +143,9 @@ class ApiSettings(BaseSettings):
     # result_cache); results that depend on the clock are reused this many seconds at most.
     analysis_cache_seconds: float = Field(default=300, ge=0)
     analysis_cache_entries: int = Field(default=64, ge=0)
+    # Idempotency-Key answers are kept this long (api/idempotency.py): a phone offline longer
+    # resends as a new write; older keys are purged a few at a time on later keyed writes.
+    idempotency_keep_days: float = Field(default=7, gt=0)
 
     @field_validator("public_url")
     @classmethod

@@ -97,3 +97,55 @@ def test_keys_are_per_user_and_must_be_visible_ascii(client, field_engine):
     bad = client.post(f"/cases/{case['id']}/actions/handle",
                       headers={**one, "Idempotency-Key": "has space"}, json={})
     assert bad.status_code in (400, 422)
+
+
+def age_key(engine, key: str, days: float) -> None:
+    """Make a stored key `days` old (as if the phone had sent it then)."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE idempotency_keys SET created_at = now() - "
+                          "make_interval(secs => :s) WHERE key = :k"),
+                     {"s": days * 86400, "k": key})
+
+
+def test_an_expired_key_no_longer_replays_and_a_fresh_one_does(client, field_engine):
+    keep = client.app.state.settings.api.idempotency_keep_days
+    worker = headers_for(field_engine, "grid_owner", owner_name=OWNER_WEST)
+    old, fresh = dispatched_case(client, field_engine), dispatched_case(client, field_engine)
+    keys = {old["id"]: str(uuid.uuid4()), fresh["id"]: str(uuid.uuid4())}
+    for case_id, key in keys.items():
+        assert client.post(f"/cases/{case_id}/actions/handle", json={"note": "处置"},
+                           headers={**worker, "Idempotency-Key": key}).status_code == 200
+    age_key(field_engine, keys[old["id"]], keep + 0.01)
+    age_key(field_engine, keys[fresh["id"]], keep - 0.01)
+    # Expired: the resend runs as a new request, which the workflow refuses (already handled).
+    again = client.post(f"/cases/{old['id']}/actions/handle", json={"note": "处置"},
+                        headers={**worker, "Idempotency-Key": keys[old["id"]]})
+    assert again.status_code == 409, again.text
+    assert "Idempotency-Replayed" not in again.headers
+    replay = client.post(f"/cases/{fresh['id']}/actions/handle", json={"note": "处置"},
+                         headers={**worker, "Idempotency-Key": keys[fresh["id"]]})
+    assert replay.status_code == 200 and replay.headers["Idempotency-Replayed"] == "true"
+    assert count(field_engine, old["id"], "handle") == count(field_engine, fresh["id"],
+                                                             "handle") == 1
+
+
+def test_storing_an_answer_purges_expired_keys_of_anyone(client, field_engine):
+    keep = client.app.state.settings.api.idempotency_keep_days
+    with field_engine.begin() as conn:
+        stale = conn.execute(text(
+            "INSERT INTO idempotency_keys (username, key, method, path, body_sha256, "
+            "status_code, response, created_at) SELECT 'somebody-else', 'stale-' || g, 'POST', "
+            "'/cases/1/actions/handle', repeat('0', 64), 200, '{}', "
+            "now() - make_interval(secs => :s) FROM generate_series(1, 3) g RETURNING key"),
+            {"s": (keep + 1) * 86400}).scalars().all()
+    case = dispatched_case(client, field_engine)
+    worker = {**headers_for(field_engine, "grid_owner", owner_name=OWNER_WEST),
+              "Idempotency-Key": str(uuid.uuid4())}
+    assert client.post(f"/cases/{case['id']}/actions/handle", headers=worker,
+                       json={"note": "处置"}).status_code == 200
+    with field_engine.connect() as conn:
+        left = conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE key = ANY(:k)"),
+                            {"k": stale}).scalar_one()
+        kept = conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE key = :k"),
+                            {"k": worker["Idempotency-Key"]}).scalar_one()
+    assert (left, kept) == (0, 1)
