@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from cli.analyse import analyse_app
 from cli.demo import demo_app
 from cli.dispatch import dispatch_app, route_file
+from cli.partitions import partitions_app
 from cli.replicas import replica_app
 from cli.transfer import export_layer, import_layer
 from cli.users import user_app
@@ -29,6 +30,7 @@ app = typer.Typer(help="citygrid: 数字化城管 GIS platform", no_args_is_help
 db_app = typer.Typer(help="The database: private cluster and schema", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 db_app.add_typer(replica_app, name="replica")
+db_app.add_typer(partitions_app, name="partitions")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(zones_app, name="zones")

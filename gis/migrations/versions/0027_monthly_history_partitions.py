@@ -14,8 +14,7 @@ checks, indexes, triggers, row-level security, policies and grants takes its nam
 is copied over, and the old one is dropped. The primary key becomes (id, at) because a
 partitioned table's unique keys must hold the partition key; `case_extensions` therefore
 refers to a transition by (transition_id, transition_at), the latter filled by a trigger so
-inserting code is unchanged, and the foreign key is DEFERRABLE so that maintenance can move
-rows out of the DEFAULT partition into a new month within one transaction.
+inserting code is unchanged.
 
 `cases` stays a plain table: case_media, case_verifications, case_extensions,
 open311_requests and its own repeat_of / repeat_group_id point at cases(id); partitioning it
@@ -105,6 +104,8 @@ DECLARE
     part regclass;
     dflt regclass;
     moving bigint := 0;
+    fk record;
+    fkeys text[] := ARRAY[]::text[];
 BEGIN
     SELECT n.nspname, c.relname INTO nsp, base
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
@@ -131,13 +132,25 @@ BEGIN
                        nsp, name, parent);
         EXECUTE format('INSERT INTO %I.%I SELECT * FROM %s WHERE %I >= $1 AND %I < $2',
                        nsp, name, dflt, key, key) USING lo, hi;
-        SET CONSTRAINTS ALL DEFERRED;
+        -- A foreign key into the parent checks each partition on its own, so it would see
+        -- the rows as gone: it is dropped for the move and added back, validating every row.
+        FOR fk IN SELECT c.conrelid::regclass AS child, c.conname,
+                         pg_get_constraintdef(c.oid) AS def
+                    FROM pg_constraint c
+                   WHERE c.contype = 'f' AND c.confrelid = parent AND c.conparentid = 0 LOOP
+            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.child, fk.conname);
+            fkeys := array_append(fkeys, format('ALTER TABLE %s ADD CONSTRAINT %I %s',
+                                                fk.child, fk.conname, fk.def));
+        END LOOP;
         EXECUTE format('ALTER TABLE %s DISABLE TRIGGER USER', dflt);
         EXECUTE format('DELETE FROM %s WHERE %I >= $1 AND %I < $2', dflt, key, key)
            USING lo, hi;
-        EXECUTE format('ALTER TABLE %s ENABLE TRIGGER USER', dflt);
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
                        parent, nsp, name, lo, hi);
+        FOR i IN 1 .. coalesce(array_length(fkeys, 1), 0) LOOP
+            EXECUTE fkeys[i];
+        END LOOP;
+        EXECUTE format('ALTER TABLE %s ENABLE TRIGGER USER', dflt);
     END IF;
     part := format('%I.%I', nsp, name)::regclass;
     PERFORM citygrid_copy_access(parent, part);
@@ -319,7 +332,7 @@ def upgrade() -> None:
 
     op.execute("ALTER TABLE case_extensions ADD CONSTRAINT case_extensions_transition_fkey "
                "FOREIGN KEY (transition_id, transition_at) REFERENCES case_transitions (id, at) "
-               "DEFERRABLE INITIALLY IMMEDIATE")
+               "ON DELETE RESTRICT")
     _restore_view(saved_view)
 
 
