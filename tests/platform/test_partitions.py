@@ -284,3 +284,31 @@ def test_list_shows_months_and_default(db: Engine) -> None:
     names = {p.name for p in parts}
     assert {"case_transitions_default", "audit_log_default", "case_transitions_202604"} <= names
     assert all((p.month is None) == p.name.endswith("_default") for p in parts)
+
+
+def test_archive_keeps_geometry_as_geoparquet(db: Engine, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    with db.begin() as conn:
+        conn.execute(text("""
+            CREATE TABLE geo_history (id bigserial, at timestamptz NOT NULL,
+                                      geom geometry(Point, 4326), detail jsonb,
+                                      PRIMARY KEY (id, at)) PARTITION BY RANGE (at)"""))
+    with transaction(db) as session:
+        assert ensure_partitions(session, months_ahead=0, today=dt.date(2024, 5, 20),
+                                 tables=["geo_history"]) == ["geo_history_202405"]
+    with db.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO geo_history (at, geom, detail) SELECT '2024-05-02+08', "
+            "ST_SetSRID(ST_MakePoint(117 + g / 100.0, 36.6), 4326), jsonb_build_object('n', g) "
+            "FROM generate_series(1, 5) g"))
+    with transaction(db) as session:
+        done = archive_month(session, table="geo_history", month=dt.date(2024, 5, 1),
+                             directory=tmp_path)
+    frame = gpd.read_parquet(done.path)
+    assert done.rows == len(frame) == 5
+    assert frame.crs is not None and frame.crs.equals("OGC:CRS84")
+    assert [round(p.x, 2) for p in frame.geometry] == [117.01, 117.02, 117.03, 117.04, 117.05]
+    assert frame["detail"].iloc[0] == '{"n": 1}'
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM geo_history")).scalar() == 0
