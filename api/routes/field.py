@@ -22,8 +22,10 @@ from sqlalchemy import text
 from api.auth import StaffDep, require_roles, staff_only
 from api.deps import SessionDep
 from api.idempotency import IdempotentDep
+from api.params import SaneAwareDatetime
 from gis.access.auth import ROLE_LABELS_ZH, User
 from gis.dispatch import cases as case_service
+from gis.field import acted_at
 from gis.geo.navigation import navigation_links
 from gis.platform.errors import ConflictError
 from maps.field import FIELD_ICON_SVG, field_manifest, field_page, service_worker
@@ -98,6 +100,9 @@ class Verification(BaseModel):
     note: str = Field(default="", max_length=4000)
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    acted_at: SaneAwareDatetime | None = Field(default=None, description=(
+        "when the phone recorded the check (offline queue); kept if after the report back "
+        "and not in the future, else now and flagged"))
 
 
 class VerificationOut(BaseModel):
@@ -176,12 +181,20 @@ def verify_case(case_id: CaseId, body: Verification, session: SessionDep,
         raise ConflictError(f"case {case.case_no} is {case.status!r}; only a case reported "
                             f"back as handled ('reported') can be verified")
     point = body.lon is not None and body.lat is not None
+    now = dt.datetime.now(dt.UTC)
+    settled = (None if body.acted_at is None
+               else acted_at.settle(session, case_id, body.acted_at, now=now))
     row = session.execute(text(
-        "INSERT INTO case_verifications (case_id, verifier, result, note, geom, case_status) "
+        "INSERT INTO case_verifications (case_id, verifier, result, note, geom, case_status, "
+        "verified_at) "
         "VALUES (:c, :v, :r, :n, CASE WHEN :p THEN ST_SetSRID(ST_MakePoint(:x, :y), 4326) END, "
-        ":s) RETURNING id"),
+        ":s, :at) RETURNING id"),
         {"c": case_id, "v": user.username, "r": body.result, "n": body.note, "p": point,
-         "x": body.lon, "y": body.lat, "s": case.status}).scalar_one()
+         "x": body.lon, "y": body.lat, "s": case.status,
+         "at": settled.at if settled else now}).scalar_one()
+    if settled is not None:
+        acted_at.record(session, settled, case_id=case_id, actor=user.username,
+                        verification_id=row)
     # The desk hears of the check live, in the same transaction as the row.
     session.execute(text("SELECT pg_notify('citygrid_cases', :m)"), {"m": json.dumps({
         "case_id": case.id, "case_no": case.case_no, "status": case.status,

@@ -18,7 +18,8 @@ from gis.dispatch.case_intake import place_complaint
 from gis.dispatch.deadlines import list_overdue
 from gis.dispatch.recent_cases import DEFAULT_HOURS, MAX_HOURS, list_recent
 from gis.dispatch.repeats import list_supervised
-from gis.platform.errors import PermissionDeniedError
+from gis.field import acted_at
+from gis.platform.errors import InvalidInputError, PermissionDeniedError
 
 router = APIRouter(tags=["dispatch"], dependencies=[staff_only])
 # A grid owner does the work on the street; filing, dispatching and closing stay with the centre.
@@ -66,6 +67,9 @@ class CaseAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at: SaneAwareDatetime | None = Field(default=None, description="default now")
+    acted_at: SaneAwareDatetime | None = Field(default=None, description=(
+        "when the phone made the action (offline queue); kept if between the dispatch and "
+        "now + 2 min, else now and flagged (gis.field.acted_at); not with `at`"))
     note: str = Field(default="", max_length=4000,
                       description="reason; required for reject, rework and extend")
     satisfaction: Satisfaction | None = Field(default=None, description="for evaluate (回访)")
@@ -277,7 +281,17 @@ def act_on_case(
             f"a case, not {action!r}")
     # Row-level security hides other grids' cases from a grid owner: they get a 404.
     found = case_service.resolve_case_id(session, case_id)
-    case = case_service.transition(session, found, action, **body.model_dump(),
-                                   actor=user.username)
+    fields = body.model_dump(exclude={"acted_at"})
+    settled = None
+    if body.acted_at is not None:
+        if body.at is not None:
+            raise InvalidInputError("send `at` (desk) or `acted_at` (phone), not both")
+        settled = acted_at.settle(session, found, body.acted_at)
+        fields["at"] = settled.at
+    case = case_service.transition(session, found, action, **fields, actor=user.username)
+    if settled is not None:
+        step = max((t for t in case.transitions if t.action == action), key=lambda t: t.id)
+        acted_at.record(session, settled, case_id=found, actor=user.username,
+                        transition_id=step.id)
     session.commit()
     return CaseDetailOut.model_validate(case)
