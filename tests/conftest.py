@@ -16,7 +16,12 @@ from tests.support.databases import throwaway_database
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings()
+    s = Settings()
+    # One database serves every test, all from the same client address ("testclient"): shared
+    # sign-in and report counts would let one test's failures lock out the next. The tests of
+    # the shared throttle (tests/access/test_shared_throttle.py) switch it on for themselves.
+    s.api.shared_throttle = False
+    return s
 
 
 @pytest.fixture(scope="session")

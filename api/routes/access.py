@@ -20,6 +20,7 @@ from api.deps import PagingDep, SessionDep, SettingsDep
 from api.params import SaneDatetime
 from api.shell import page_paths, role_label
 from gis.access import auth
+from gis.access import shared_throttle as shared
 from gis.access.audit import read_audit, record_sign_in
 from gis.access.auth import User
 from gis.access.throttle import KeyThrottle, LoginThrottle
@@ -102,7 +103,8 @@ def login_throttle(settings: ApiSettings) -> LoginThrottle:
                            base_delay_s=settings.login_lockout_s, max_delay_s=max_s)
 
     return LoginThrottle(users=keys(settings.login_max_failures),
-                         addresses=keys(settings.login_max_failures_per_address))
+                         addresses=keys(settings.login_max_failures_per_address),
+                         shared=settings.shared_throttle)
 
 
 class SignInThrottledError(Exception):
@@ -128,6 +130,14 @@ def _check_credentials(request: Request, session: Session, *, username: str,
                     verdict.retry_after_s)
         raise SignInThrottledError(verdict.retry_after_s)
     try:
+        # The counts every app process shares: a lockout earned on another worker holds here.
+        shared_wait = throttle.shared and shared.sign_in_wait(
+            session, user_key=throttle.user_key(username), address=address)
+        if shared_wait:
+            throttle.abandoned(**who)
+            logger.info("sign-in of %r from %s refused for %d s (shared count)",
+                        username[:64], address, shared_wait)
+            raise SignInThrottledError(shared_wait)
         if _unstorable(username) or _unstorable(password):
             # No account holds these (PostgreSQL text has no NUL; scrypt wants UTF-8), and the
             # database driver would fail on them: wrong, after the same hashing time.
@@ -136,14 +146,18 @@ def _check_credentials(request: Request, session: Session, *, username: str,
         user = auth.authenticate(session, username=username, password=password)
     except AuthenticationError:
         locked_for = throttle.failed(**who)
-        _audit_failure(request, session, username=username, address=address,
+        _audit_failure(request, session, throttle, username=username, address=address,
                        failures=throttle.users.failures(throttle.user_key(username)),
                        locked_for=locked_for)
+        raise
+    except SignInThrottledError:
         raise
     except BaseException:
         throttle.abandoned(**who)
         raise
     throttle.succeeded(**who)
+    if throttle.shared:
+        shared.forget_sign_in_failures(session, user_key=throttle.user_key(username))
     return user
 
 
@@ -151,11 +165,22 @@ def _unstorable(value: str) -> bool:
     return "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
 
 
-def _audit_failure(request: Request, session: Session, *, username: str, address: str,
-                   failures: int, locked_for: int) -> None:
+def _audit_failure(request: Request, session: Session, throttle: LoginThrottle, *,
+                   username: str, address: str, failures: int, locked_for: int) -> None:
     where = f"{request.method} {request.url.path}"
     try:
         session.rollback()  # the failed lookup's read-only transaction
+        if throttle.shared:
+            # The shared counts (all processes) are the truth: this process's own may be behind
+            # (failures elsewhere) or ahead (a success elsewhere reset the account).
+            locked_for = 0
+            for kind, key, policy in (("user", throttle.user_key(username), throttle.users),
+                                      ("address", address, throttle.addresses)):
+                counted, lock = shared.record_sign_in_failure(session, kind=kind, key=key,
+                                                              policy=policy)
+                throttle.adopt(kind, key, failures=counted, lockout_s=lock)
+                failures = counted if kind == "user" else failures
+                locked_for = max(locked_for, lock)
         record_sign_in(session, username=username, event="failed", address=address,
                        request=where, details={"failures": failures})
         if locked_for:

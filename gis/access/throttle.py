@@ -9,8 +9,9 @@ While a key is locked, attempts are refused without evaluating the password. Att
 at the same time are counted too: a key never has more attempts in flight than it has free
 failures left (at least one), so a burst of parallel guesses cannot outrun the count.
 
-State lives in this process only: several workers each throttle on their own (an attacker
-spread over N workers gets N times the budget) and a restart forgets every count. Memory stays
+State here lives in this process (it also counts attempts in flight, which only a process
+sees); gis.access.shared_throttle keeps the failure counts in PostgreSQL as well, so several
+workers and hosts share one budget. Memory stays
 bounded: entries older than the window are dropped, and past `max_entries` the least recently
 failed keys are dropped first (which an attacker with many addresses could use to flush counts;
 the per-username count still holds for the account under attack).
@@ -95,16 +96,31 @@ class KeyThrottle:
         entry = self._current(key, now) or _Entry()
         entry.failures += 1
         entry.last_failure = now
-        delay = 0.0
-        if entry.failures >= self.free_failures:
-            # 2 ** n overflows float for huge n; the cap is reached long before 64 doublings.
-            doublings = min(entry.failures - self.free_failures, 64)
-            delay = min(self.base_delay_s * 2.0**doublings, self.max_delay_s)
+        delay = self.lockout_s(entry.failures)
+        if delay:
             entry.locked_until = now + delay
         self._entries[key] = entry
         self._entries.move_to_end(key)
         self._evict(now)
         return delay
+
+    def adopt(self, key: str, *, failures: int, lockout_s: float) -> None:
+        """Take `key`'s count from the shared store: its failures and the lockout they started."""
+        now = self.clock()
+        entry = self._current(key, now) or _Entry()
+        entry.failures, entry.last_failure = failures, now
+        entry.locked_until = now + lockout_s if lockout_s else 0.0
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        self._evict(now)
+
+    def lockout_s(self, failures: int) -> float:
+        """The lockout that the `failures`-th failure in a row starts, in seconds (0 for none)."""
+        if failures < self.free_failures:
+            return 0.0
+        # 2 ** n overflows float for huge n; the cap is reached long before 64 doublings.
+        doublings = min(failures - self.free_failures, 64)
+        return min(self.base_delay_s * 2.0**doublings, self.max_delay_s)
 
     def succeeded(self, key: str, *, reset: bool = True) -> None:
         """End an attempt on `key` that succeeded; `reset` forgets its failures."""
@@ -144,6 +160,8 @@ class LoginThrottle:
 
     users: KeyThrottle = field(default_factory=KeyThrottle)
     addresses: KeyThrottle = field(default_factory=lambda: KeyThrottle(free_failures=20))
+    # Also count failures in PostgreSQL for all processes (gis.access.shared_throttle).
+    shared: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @staticmethod
@@ -179,6 +197,13 @@ class LoginThrottle:
         with self._lock:
             self.users.succeeded(self.user_key(username))
             self.addresses.succeeded(address[:128], reset=False)
+
+    def adopt(self, kind: str, key: str, *, failures: int, lockout_s: float) -> None:
+        """Replace this process's count of a `user` or `address` key by the shared one."""
+        with self._lock:
+            throttle = self.users if kind == "user" else self.addresses
+            throttle.adopt(self.user_key(key) if kind == "user" else key[:128],
+                           failures=failures, lockout_s=lockout_s)
 
     def abandoned(self, *, username: str, address: str) -> None:
         """An attempt that ended without a verdict (an error): no longer in flight."""

@@ -156,6 +156,10 @@ class ApiSettings(BaseSettings):
         parts = urlsplit(value.strip())
         try:
             port = parts.port
+    # Sign-in failures and public report quotas counted in PostgreSQL as well, so every app
+    # process and host shares one budget (gis.access.shared_throttle); off only in tests that
+    # share one database between unrelated clients.
+    shared_throttle: bool = True
         except ValueError:
             raise ValueError(f"CITYGRID_API_PUBLIC_URL {value!r} has a bad port") from None
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Form, HTTPException, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import bind_user
@@ -28,6 +29,7 @@ from api.routes.dispatch.media import (
     read_limited,
 )
 from api.routes.dispatch.routing import RoutingSettingsDep
+from gis.access.shared_throttle import count_hit
 from gis.media import service as media
 from gis.media.errors import MediaTooLargeError, UnsupportedMediaError
 from gis.public import resident_report as reports
@@ -54,6 +56,14 @@ def _limiter(request: Request, per_hour: int) -> reports.ReportRateLimiter:
         limiter = reports.ReportRateLimiter(per_hour)
         request.app.state.report_limiter = limiter
     return limiter
+
+
+def _shared_quota(session: Session, address: str, per_hour: int) -> int:
+    """Count the report in the quota every app process shares; seconds to wait, or 0."""
+    wait = count_hit(session, scope="public_report", key=address, limit=per_hour)
+    # Committed on its own, so a refused upload (not an image, too large) still counts.
+    session.commit()
+    return wait
 
 
 @router.get("/public/report", response_class=HTMLResponse, include_in_schema=False)
@@ -89,10 +99,13 @@ async def post_report(
 ) -> Response:
     """File a resident's report with its photo; the tracking number and page."""
     address = request.client.host if request.client else "unknown"
-    wait = _limiter(request, settings.media.public_reports_per_hour).allow(address)
+    per_hour = settings.media.public_reports_per_hour
+    wait = _limiter(request, per_hour).allow(address)
+    if not wait and settings.api.shared_throttle:
+        wait = await run_in_threadpool(_shared_quota, session, address, per_hour)
     if wait:
         raise HTTPException(status_code=429, headers={"Retry-After": str(int(wait) + 1)},
-                            detail=f"at most {settings.media.public_reports_per_hour} reports "
+                            detail=f"at most {per_hour} reports "
                                    "per hour from one address; try again later")
     photo = await read_limited(file, settings.media) if file is not None else b""
     if not photo:
