@@ -25,6 +25,7 @@ from api.read_routing import install_read_routing
 from api.routes import access as auth
 from api.routes import (
     analysis,
+    analysis_tiles,
     assets,
     geocoding,
     geocoding_suggest,
@@ -93,7 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layers.router)
     app.include_router(pages.router)
     app.include_router(vector_tiles.router)
+    app.include_router(analysis_tiles.router)
     app.include_router(routing.router)
+    app.include_router(routing.single_router)  # POST /route: signs in itself
     app.include_router(geocoding.router)
     app.include_router(geocoding_suggest.router)
     app.include_router(cases.router)

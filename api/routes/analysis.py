@@ -44,13 +44,17 @@ from gis.platform.errors import InvalidInputError
 from gis.platform.settings import Settings
 from layers.query import count_features, read_layer
 from layers.registry import LAYERS
-from maps.analysis import (
-    cover_risk_map,
-    coverage_map,
-    dark_streets_map,
-    render_report,
+from maps.analysis import render_report
+from maps.analysis_tiles import (
+    cover_risk_layers,
+    coverage_layers,
+    dark_streets_layers,
+    station_markers,
+    tile_url,
+    tiled_analysis_map,
 )
 from maps.assets import render_html
+from maps.basemaps import staff_base_for
 from maps.charts import trend_chart
 from maps.report_controls import ReportControls
 from maps.report_files import report_pdf, report_xlsx
@@ -363,9 +367,14 @@ def dark_streets_page(request: Request, session: ReadSessionDep, settings: Setti
     def render() -> str:
         run = _dark_streets(request, session, settings, params, bbox.bounds()).value
         title = f"{settings.city.name} 路灯亮灯死角"
-        m = dark_streets_map(run.stretches, center=settings.city.center, title=title,
-                             threshold_m=params.threshold_m, about=run.about,
-                             context=_context(session, bbox.bounds(), ("districts", "roads")))
+        # Drawn from /tiles/analysis/dark-streets (the same cached run), not embedded.
+        url = tile_url("dark-streets", "stretches", {
+            "threshold_m": params.threshold_m, "step_m": params.step_m,
+            "method": params.method, "bbox": bbox.bbox})
+        m = tiled_analysis_map(
+            base=staff_base_for(settings.staff_map, center=settings.city.center),
+            center=settings.city.center, title=title, about=run.about, bounds=run.stretches,
+            layers=dark_streets_layers(run.stretches, url=url, threshold_m=params.threshold_m))
         return render_html(m, title=title)
 
     return _cached_page(request, session, "dark_streets",
@@ -380,10 +389,15 @@ def coverage_page(request: Request, session: ReadSessionDep, settings: SettingsD
     def render() -> str:
         run = _coverage(request, session, settings, params, bbox.bounds()).value
         title = f"{settings.city.name} 社区城管工作站覆盖"
-        m = coverage_map(run.cells, center=settings.city.center, title=title,
-                         threshold_m=params.threshold_m, about=run.about,
-                         stations=read_layer(session, LAYERS["stations"]),
-                         context=_context(session, bbox.bounds(), ("districts", "roads")))
+        query = {"threshold_m": params.threshold_m, "method": params.method, "bbox": bbox.bbox}
+        # 11,000 grids come from /tiles/analysis/coverage-gaps (it was 7 MB of GeoJSON).
+        urls = {part: tile_url("coverage-gaps", part, query) for part in ("gaps", "covered")}
+        m = tiled_analysis_map(
+            base=staff_base_for(settings.staff_map, center=settings.city.center),
+            center=settings.city.center, title=title, about=run.about, bounds=run.cells,
+            layers=coverage_layers(run.cells, urls=urls, threshold_m=params.threshold_m),
+            embedded=[("社区城管工作站",
+                       station_markers(read_layer(session, LAYERS["stations"])))])
         return render_html(m, title=title)
 
     return _cached_page(request, session, "coverage",
@@ -398,8 +412,11 @@ def cover_risk_page(request: Request, session: ReadSessionDep, settings: Setting
     def render() -> str:
         risks, about = _cover_risks(request, session, bbox).value
         title = f"{settings.city.name} 井盖隐患"
-        m = cover_risk_map(risks, center=settings.city.center, title=title, about=about,
-                           context=_context(session, bbox.bounds(), ("districts",)))
+        url = tile_url("cover-risk", "covers", {"bbox": bbox.bbox})
+        m = tiled_analysis_map(
+            base=staff_base_for(settings.staff_map, center=settings.city.center),
+            center=settings.city.center, title=title, about=about, bounds=risks,
+            layers=cover_risk_layers(risks, url=url, params=about.parameters))
         return render_html(m, title=title)
 
     return _cached_page(request, session, "cover_risk", (bbox.bbox,), render, clock=True)

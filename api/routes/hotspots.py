@@ -11,7 +11,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
@@ -26,7 +25,6 @@ from api.routes.analysis import (
     GeoJSONResponse,
     _cached_page,
     _collection,
-    _context,
     cached_json,
 )
 from gis.analysis.common import CHINA_TZ
@@ -34,10 +32,9 @@ from gis.analysis.gi_star import DEFAULT_MIN_CASES, DEFAULT_PERMUTATIONS, DEFAUL
 from gis.analysis.hotspots import HotspotResult, find_hotspots
 from gis.analysis.result_cache import CachedResult
 from gis.platform.errors import InvalidInputError
-from layers.query import read_layer
-from layers.registry import LAYERS
-from maps.analysis import hotspots_map
+from maps.analysis_tiles import hotspot_layers, tile_url, tiled_analysis_map
 from maps.assets import render_html
+from maps.basemaps import staff_base_for
 
 router = APIRouter(tags=["analysis"], dependencies=[staff_only])
 
@@ -129,16 +126,18 @@ def hotspots_page(request: Request, session: ReadSessionDep, settings: SettingsD
     """Hotspot neighbourhoods and a heat map of the complaints on an offline map page."""
     def render() -> str:
         run = _run(request, session, params, bbox).value
-        start, end = params.window()
-        cases = read_layer(session, LAYERS["cases"], bbox=bbox.bounds())
-        if not cases.empty:
-            reported = pd.to_datetime(cases["reported_at"], utc=True)
-            cases = cases[(reported >= start) & (reported < end)]
-        points = list(zip(cases.geometry.x.round(6), cases.geometry.y.round(6), strict=True))
         title = f"{settings.city.name} 投诉热点区域（近 {params.days} 天）"
-        m = hotspots_map(run.cells, center=settings.city.center, title=title, points=points,
-                         about=run.about,
-                         context=_context(session, bbox.bounds(), ("districts",)))
+        # Cells and the complaint heat come from /tiles/analysis/hotspots (same cached run).
+        query: dict[str, object] = {
+            k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+            for k, v in params.__dict__.items()}
+        query["bbox"] = bbox.bbox
+        urls = {part: tile_url("hotspots", part, query) for part in ("cells", "heat")}
+        cases = int(run.cells["cases"].sum()) if len(run.cells) else 0
+        m = tiled_analysis_map(
+            base=staff_base_for(settings.staff_map, center=settings.city.center),
+            center=settings.city.center, title=title, about=run.about, bounds=run.cells,
+            layers=hotspot_layers(run.cells, urls=urls, cases=cases))
         return render_html(m, title=title)
 
     return _cached_page(request, session, "hotspots", (_key(params), bbox.bbox), render,
