@@ -149,8 +149,10 @@
         var li = document.createElement("li");
         li.className = "queued " + item.state;
         li.dataset.key = item.key;
-        li.textContent = item.label + (item.state === "failed" ? "（失败：" + item.lastError + "）"
-          : "（待上传）");
+        // The time the action was made (kept by the case), so the worker sees it is not lost.
+        var made = item.body && item.body.acted_at ? " · " + item.body.acted_at.slice(11, 16) : "";
+        li.textContent = item.label + made + (item.state === "failed" ?
+          "（失败：" + item.lastError + "）" : "（待上传）");
         if (item.state === "failed") {
           var drop = document.createElement("button");
           drop.type = "button";
@@ -277,6 +279,17 @@
   }
 
   /* ---- writes: all through the queue ---- */
+  /* When the worker pressed the button, in the phone's local time with its offset
+     (2026-12-03T10:02:31.512+08:00): the case keeps it, not the time the queue sent it. */
+  function actedAt() {
+    var d = new Date(), off = -d.getTimezoneOffset(), a = Math.abs(off);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    var ms = String(d.getMilliseconds() + 1000).slice(1);
+    return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + "T" +
+      two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds()) + "." + ms +
+      (off < 0 ? "-" : "+") + two(Math.floor(a / 60)) + ":" + two(a % 60);
+  }
+
   function photoItems(files, url, stage, note, label, waitFor) {
     return Array.prototype.map.call(files || [], function (file) {
       return {kind: "photo", method: "POST", url: url, stage: stage, note: note, file: file,
@@ -289,14 +302,15 @@
     var items = [];
     if (action === "verify") {
       var result = form.querySelector("input[name=result]:checked").value;
-      var body = {result: result, note: note};
+      var body = {result: result, note: note, acted_at: actedAt()};
       if (lastPos) { body.lon = lastPos.lon; body.lat = lastPos.lat; }
       items.push({kind: "json", method: "POST", url: "/field/cases/" + t.id + "/verify",
                   body: body, caseId: t.id, label: "核查" + (result === "passed" ? "通过" : "未通过") +
                   " · " + t.case_no});
     } else {
       items.push({kind: "json", method: "POST", url: "/cases/" + t.id + "/actions/" + action,
-                  body: {note: note}, caseId: t.id, label: ACTION_LABELS[action] + " · " + t.case_no});
+                  body: {note: note, acted_at: actedAt()}, caseId: t.id,
+                  label: ACTION_LABELS[action] + " · " + t.case_no});
     }
     var stage = action === "verify" ? "verification" : "handling";
     items = items.concat(photoItems(form.photos.files, "/cases/" + t.id + "/media", stage, note,

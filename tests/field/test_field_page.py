@@ -3,12 +3,15 @@
 A grid worker signs in at 390x844, sees their task on /field, loses the signal
 (context.set_offline), handles the task with a note and an after photo, sees both queued (also
 after a reload from the service worker's cache), gets the signal back: they upload by
-themselves, exactly once, and the case changed once. A supervisor verifies a reported case
+themselves, exactly once, and the case changed once, timed at the press (acted_at), not at
+the upload. A supervisor verifies a reported case
 on site with a photo at the same size.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 import uuid
 
 import httpx
@@ -81,6 +84,7 @@ def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
         task.locator("textarea[name=note]").fill("已清理，现场恢复整洁")
         task.locator("input[name=photos]").set_input_files(
             files=[{"name": "after.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
+        pressed = dt.datetime.now(dt.UTC)
         task.locator("button[type=submit]").click()
         expect(page.locator("#queue-count")).to_have_text("2")
         assert "after.jpg" in page.locator("#queue").inner_text()
@@ -95,6 +99,8 @@ def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
         page.locator(f".task[data-case-id='{case['id']}']").wait_for()
         assert transitions(field_engine, case["id"], "handle") == 0
 
+        time.sleep(2)  # a while without a signal: the case must keep the time of the press
+        online = dt.datetime.now(dt.UTC)
         page.context.set_offline(False)
         expect(page.locator("#queue-count")).to_have_text("0", timeout=20_000)
         page.locator(f".task[data-case-id='{case['id']}'] .cat",
@@ -105,13 +111,18 @@ def test_offline_handling_queues_and_uploads_once(field_base_url, field_engine):
 
     assert transitions(field_engine, case["id"], "handle") == 1
     with field_engine.connect() as conn:
-        note = conn.execute(text("SELECT note FROM case_transitions WHERE case_id = :c AND "
-                                 "action = 'handle'"), {"c": case["id"]}).scalar_one()
+        note, at, received, acted, flag = conn.execute(text(
+            "SELECT t.note, t.at, t.recorded_at, f.acted_at, f.flag FROM case_transitions t "
+            "JOIN field_action_times f ON f.transition_id = t.id "
+            "WHERE t.case_id = :c AND t.action = 'handle'"), {"c": case["id"]}).one()
         keys = conn.execute(text("SELECT count(*) FROM idempotency_keys WHERE username = :u"),
                             {"u": username}).scalar_one()
         photos = conn.execute(text("SELECT stage FROM case_media WHERE case_id = :c"),
                               {"c": case["id"]}).scalars().all()
     assert note == "已清理，现场恢复整洁"
+    # Queued offline: the step keeps the moment of the press, the server notes the arrival.
+    assert pressed - dt.timedelta(seconds=1) <= acted == at < online <= received
+    assert flag is None
     assert keys == 1
     assert photos == ["handling"]
     assert external == []
