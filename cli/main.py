@@ -20,9 +20,10 @@ from cli.users import user_app
 from cli.zones import zones_app
 from gis.platform.backup import dump_database, restore_database
 from gis.platform.cluster import PrivateCluster
-from gis.platform.db import database_url, ensure_database, make_engine
+from gis.platform.db import database_url, ensure_database, make_engine, transaction
 from gis.platform.errors import CityGridError
 from gis.platform.migrate import set_role_passwords, upgrade
+from gis.platform.partitions import PartitionSettings, ensure_partitions
 from gis.platform.replicas import ReplicaManager
 from gis.platform.settings import Settings
 
@@ -103,6 +104,12 @@ def db_migrate() -> None:
         revision = upgrade(engine)
         for role in set_role_passwords(engine, settings):
             console.print(f"password of role {role} set from the environment")
+        # Every deploy keeps the monthly history partitions ahead of the clock.
+        with transaction(engine) as session:
+            created = ensure_partitions(session,
+                                        months_ahead=PartitionSettings().months_ahead)
+        if created:
+            console.print(f"partitions created: {', '.join(created)}")
         engine.dispose()
     except CityGridError as exc:
         raise fail(exc) from exc

@@ -312,3 +312,34 @@ def test_archive_keeps_geometry_as_geoparquet(db: Engine, tmp_path: Path) -> Non
     assert frame["detail"].iloc[0] == '{"n": 1}'
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM geo_history")).scalar() == 0
+
+
+def test_cli_ensure_list_archive(db: Engine, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    with db.begin() as conn:
+        add_transitions(conn, add_case(conn, "PT-CLI"),
+                        [dt.datetime(2019, 11, 2, tzinfo=CITY)] * 4)
+    monkeypatch.setenv("CITYGRID_DATABASE_URL", db.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    ensured = runner.invoke(app, ["db", "partitions", "ensure", "--months-ahead", "2"])
+    assert ensured.exit_code == 0, ensured.output
+    assert "case_transitions_201911" in ensured.output
+    listed = runner.invoke(app, ["db", "partitions", "list"])
+    assert listed.exit_code == 0 and "2019-11" in listed.output and "DEFAULT" in listed.output
+    nothing = runner.invoke(app, ["db", "partitions", "archive", "--retention-months", "1200",
+                                  "--dir", str(tmp_path)])
+    assert nothing.exit_code == 0 and "no month is past the retention" in nothing.output
+    with db.begin() as conn:  # the refused month of another test is not this test's concern
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("DELETE FROM case_extensions"))
+    archived = runner.invoke(app, ["db", "partitions", "archive", "--retention-months", "48",
+                                   "--dir", str(tmp_path)])
+    assert archived.exit_code == 0, archived.output
+    assert (tmp_path / "case_transitions_2019-11.parquet").exists()
+    assert pq.read_metadata(tmp_path / "case_transitions_2019-11.parquet").num_rows == 4
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('case_transitions_201911')")).scalar() \
+            is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,5 +56,7 @@ def run_map(client: Client | None, function: Callable[..., T], items: Sequence[A
         return [function(item, **kwargs) for item in items]
     # pure=False: a task reads files or the database, so equal arguments need not mean
     # equal results if the archive was rewritten in between.
-    futures = client.map(function, list(items), pure=False, **kwargs)
+    # The options are bound in a partial: dask would read keyword values (lists of strings,
+    # tuples) as references into its task graph.
+    futures = client.map(partial(function, **kwargs), list(items), pure=False)
     return list(client.gather(futures))
