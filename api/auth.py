@@ -9,7 +9,7 @@ the audit trigger, and a grid owner's transactions run as the row-level-security
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -57,10 +57,15 @@ def bind_user(session: Session, user: User | None, *, request: str) -> None:
         apply(session)
 
 
+def request_token(request: Request, bearer: str | None) -> str | None:
+    """The request's token: the bearer header's, else the login cookie's."""
+    return bearer or request.cookies.get(TOKEN_COOKIE)
+
+
 def optional_user(request: Request, session: SessionDep,
                   token: Annotated[str | None, Depends(oauth2_scheme)] = None) -> User | None:
     """The signed-in user, or None for an anonymous request; a bad token is a 401."""
-    token = token or request.cookies.get(TOKEN_COOKIE)
+    token = request_token(request, token)
     user = auth.user_for_token(session, token) if token else None
     request.state.user = user
     bind_user(session, user, request=_request_tag(request))
@@ -72,21 +77,25 @@ OptionalUserDep = Annotated[User | None, Depends(optional_user)]
 
 def require_roles(*roles: str) -> Callable[..., User]:
     """A dependency that lets through signed-in users with one of `roles` (admin always)."""
-    allowed = set(roles) | {"admin"}
-
     def dependency(request: Request, user: OptionalUserDep) -> User:
-        if user is None:
-            raise AuthenticationError(
-                f"{request.method} {request.url.path} needs a signed-in user with role "
-                f"{' or '.join(sorted(allowed))}; send Authorization: Bearer <token> "
-                f"(POST /auth/token) or sign in at /login")
-        if user.role not in allowed:
-            raise PermissionDeniedError(
-                f"user {user.username!r} has role {user.role!r}; {request.method} "
-                f"{request.url.path} needs role {' or '.join(sorted(allowed))}")
-        return user
+        return checked_role(request, user, roles)
 
     return dependency
+
+
+def checked_role(request: Request, user: User | None, roles: Iterable[str]) -> User:
+    """`user` when signed in with one of `roles` (admin always); else a 401 or 403."""
+    allowed = set(roles) | {"admin"}
+    if user is None:
+        raise AuthenticationError(
+            f"{request.method} {request.url.path} needs a signed-in user with role "
+            f"{' or '.join(sorted(allowed))}; send Authorization: Bearer <token> "
+            f"(POST /auth/token) or sign in at /login")
+    if user.role not in allowed:
+        raise PermissionDeniedError(
+            f"user {user.username!r} has role {user.role!r}; {request.method} "
+            f"{request.url.path} needs role {' or '.join(sorted(allowed))}")
+    return user
 
 
 StaffDep = Annotated[User, Depends(require_roles(*STAFF))]

@@ -4,7 +4,9 @@ and the dispatcher page (`GET /dispatch`, 调度台) that drives them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,17 +15,33 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from api.auth import DispatcherDep, staff_only
-from api.deps import SessionDep, SettingsDep
+from api.auth import (
+    STAFF,
+    DispatcherDep,
+    checked_role,
+    oauth2_scheme,
+    optional_user,
+    request_token,
+    staff_only,
+)
+from api.deps import SessionDep, SettingsDep, get_session
 from api.params import SaneDatetime
 from api.routes.pages import cached_page
 from api.uploads import received_upload
+from gis.access import auth as auth_users
+from gis.access.auth import User
 from gis.dispatch.desk import category_choices, deadline_matrix, dispatcher_layers
-from gis.dispatch.engine.single import route_single
+from gis.dispatch.engine.signed import check_engine, signed_check
+from gis.dispatch.engine.single import PointIndex, point_index, route_on_index, route_single
 from gis.dispatch.routing import RouteResult
 from gis.dispatch.routing_batch import route_file
 from gis.dispatch.routing_settings import RoutingSettings
+from gis.platform.errors import AuthenticationError
+from gis.platform.settings import Settings
 from maps.assets import render_html
 from maps.dispatcher import dispatcher_map
 
@@ -60,16 +78,113 @@ class RouteRequest(BaseModel):
                                        description="a streetlight or manhole cover code")
 
 
-@router.post("/route", response_model=RouteResult, summary="Route one complaint")
-def route_one(body: RouteRequest, session: SessionDep, settings: SettingsDep,
-              routing: RoutingSettingsDep) -> RouteResult:
+# POST /route signs its caller in itself (route_caller), in the statement that also checks the
+# routing index: not behind `router`'s staff_only, which would cost four more round trips.
+single_router = APIRouter(tags=["dispatch"])
+_ENGINE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RouteCaller:
+    """The signed-in caller of POST /route, and what the index path needs for their request."""
+
+    user: User
+    token: str
+    check: Mapping[str, Any]  # routing version and rule, read with the token
+    category: tuple[str, str]  # (category_type, category_code) the rule was read for
+    index: PointIndex | None  # current for check's version; None: the session path
+
+
+def _check_engine(request: Request, settings: Settings) -> Engine:
+    state = request.app.state
+    engine: Engine | None = getattr(state, "route_check_engine", None)
+    if engine is None:
+        with _ENGINE_LOCK:
+            engine = getattr(state, "route_check_engine", None)
+            if engine is None:
+                engine = state.route_check_engine = check_engine(settings)
+    return engine
+
+
+def _signed(request: Request, token: str, category: tuple[str, str],
+            routing: RoutingSettings, settings: Settings) -> RouteCaller | None:
+    # Autocommit: one statement, no BEGIN or ROLLBACK; it writes nothing, so it needs no
+    # audit tag either (bind_user tags the session path below).
+    with _check_engine(request, settings).connect() as conn:
+        user, check = signed_check(conn, token=token, category_type=category[0],
+                                   category_code=category[1])
+        if user is None:
+            return None
+        index = None
+        # A grid owner's rows are cut by row-level security, a district user's scoped by
+        # their district: both are routed in their own session, as behind staff_only.
+        if (routing.single_engine == "index" and not user.is_grid_owner
+                and check["district_code"] is None):
+            index = point_index(conn, database=check["db"], version=int(check["version"]),
+                                city=settings.city)
+        return RouteCaller(user, token, dict(check), category, index)
+
+
+def _signed_in_session(session: Session, token: str,
+                       category: tuple[str, str]) -> RouteCaller | None:
+    try:
+        user = auth_users.user_for_token(session, token)
+    except AuthenticationError:
+        return None
+    return RouteCaller(user, token, {}, category, None)
+
+
+async def route_caller(request: Request, settings: SettingsDep, routing: RoutingSettingsDep,
+                       bearer: Annotated[str | None, Depends(oauth2_scheme)] = None
+                       ) -> RouteCaller:
+    """The staff caller of POST /route, signed in as staff_only does (401 / 403 alike)."""
+    token = request_token(request, bearer)
+    if not token:
+        checked_role(request, None, STAFF)
+    # Runs before the body is validated (a bad body from a stranger stays a 401, as behind
+    # staff_only); FastAPI has parsed the JSON already, so this reads its cached copy.
+    try:
+        raw = await request.json()
+    except ValueError:  # not JSON: the body check answers 422 after the sign-in
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    ctype, ccode = raw.get("category_type", "event"), raw.get("category_code") or ""
+    category = (ctype if isinstance(ctype, str) else "", ccode if isinstance(ccode, str) else "")
+    override = request.app.dependency_overrides.get(get_session)
+    if override is not None:
+        # A test's own session in place of get_session holds rows (tokens too) it has not
+        # committed; only that session can see them: sign in through it, route by it.
+        caller = await run_in_threadpool(_signed_in_session, override(), str(token), category)
+    else:
+        caller = await run_in_threadpool(_signed, request, str(token), category, routing,
+                                         settings)
+    if caller is None:
+        raise AuthenticationError("token is unknown, expired or revoked")
+    request.state.user = caller.user
+    checked_role(request, caller.user, STAFF)
+    return caller
+
+
+@single_router.post("/route", response_model=RouteResult, summary="Route one complaint")
+def route_one(request: Request, body: RouteRequest,
+              caller: Annotated[RouteCaller, Depends(route_caller)], session: SessionDep,
+              settings: SettingsDep, routing: RoutingSettingsDep) -> RouteResult:
     """Grid, owner of the day, station, responsible unit and stall zone of one complaint."""
     at = body.at or datetime.now(routing.tz)
+    args: dict[str, Any] = dict(
+        x=body.x, y=body.y, crs=body.crs, at=at, category_type=body.category_type,
+        category_code=body.category_code, component_code=body.component_code,
+        settings=routing, city=settings.city)
+    linked = body.component_code is not None or body.category_type == "component"
+    if (caller.index is not None and not linked
+            and caller.category == (body.category_type, body.category_code or "")):
+        # The index answers: no session, no further statement.
+        return route_on_index(caller.index, caller.check, **args)
+    # Components are linked in PostGIS, grid owners routed under row-level security: the
+    # session, signed in, tagged and scoped exactly as staff_only does (one more lookup).
+    checked_role(request, optional_user(request, session, caller.token), STAFF)
     # CITYGRID_ROUTING_SINGLE_ENGINE: the in-process index (default) or the per-point SQL.
-    return route_single(session, x=body.x, y=body.y, crs=body.crs, at=at,
-                        category_type=body.category_type, category_code=body.category_code,
-                        component_code=body.component_code, settings=routing,
-                        city=settings.city)
+    return route_single(session, **args)
 
 
 @router.post("/route/batch", summary="Route a hotline export (CSV or .xlsx)",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -62,9 +63,10 @@ _KNN = 8  # as gis.dispatch.routing._KNN_CANDIDATES
 _EPOCH = date(1970, 1, 1)
 
 # The version check and the category's rule (gis.dispatch.routing._RULE) in one round trip.
-_CHECK = """
-SELECT v.version, current_database() AS db, current_user AS db_role,
-       r.code_prefix, r.rule_kind, r.responsible_unit, r.notes, r.class_owner
+CHECK_COLUMNS = ("v.version, current_database() AS db, current_user AS db_role, "
+                 "r.code_prefix, r.rule_kind, r.responsible_unit, r.notes, r.class_owner")
+_CHECK = f"""
+SELECT {CHECK_COLUMNS}
 FROM routing_version v
 LEFT JOIN LATERAL (
     SELECT r.code_prefix, r.rule_kind, r.responsible_unit, r.notes,
@@ -291,8 +293,9 @@ def route_point_indexed(session: Session, *, x: float, y: float, crs: str = "wgs
                         city: CitySettings | None = None) -> RouteResult:
     """route_point's answer for (x, y) in `crs` at `at`, from the in-process routing index."""
     city = city or CitySettings()
-    tag, lon, lat = checked_point(x, y, crs, category_type, category_code, component_code)
-    local = local_time(at, settings)
+    # Bad input is refused before the database is asked (route_from_check checks it again).
+    checked_point(x, y, crs, category_type, category_code, component_code)
+    local_time(at, settings)
     conn = session.connection()
     check = conn.execute(text(_CHECK), {"type": category_type,
                                         "code": category_code or ""}).mappings().one()
@@ -300,7 +303,38 @@ def route_point_indexed(session: Session, *, x: float, y: float, crs: str = "wgs
         return route_point(session, x=x, y=y, crs=crs, at=at, category_type=category_type,
                            category_code=category_code, component_code=component_code,
                            settings=settings, city=city)
+    return route_from_check(conn, dict(check), x=x, y=y, crs=crs, at=at,
+                            category_type=category_type, category_code=category_code,
+                            component_code=component_code, settings=settings, city=city,
+                            session=session)
+
+
+def route_from_check(conn: Connection, check: Mapping[str, Any], *, x: float, y: float,
+                     crs: str = "wgs84", at: datetime, category_type: str = "event",
+                     category_code: str | None = None, component_code: str | None = None,
+                     settings: RoutingSettings, city: CitySettings | None = None,
+                     session: Session | None = None) -> RouteResult:
+    """route_point_indexed's answer once its check row (version, rule) has been read."""
+    city = city or CitySettings()
     index = point_index(conn, database=check["db"], version=int(check["version"]), city=city)
+    return route_on_index(index, check, x=x, y=y, crs=crs, at=at, category_type=category_type,
+                          category_code=category_code, component_code=component_code,
+                          settings=settings, city=city, session=session)
+
+
+def route_on_index(index: PointIndex, check: Mapping[str, Any], *, x: float, y: float,
+                   crs: str = "wgs84", at: datetime, category_type: str = "event",
+                   category_code: str | None = None, component_code: str | None = None,
+                   settings: RoutingSettings, city: CitySettings | None = None,
+                   session: Session | None = None) -> RouteResult:
+    """The answer from `index` (current for `check`'s version) and `check`'s rule.
+
+    A component is linked in PostGIS through `session`; without one (POST /route's single
+    round trip) the caller must send component requests through route_point_indexed.
+    """
+    city = city or CitySettings()
+    tag, lon, lat = checked_point(x, y, crs, category_type, category_code, component_code)
+    local = local_time(at, settings)
     xs, ys = np.array([lon]), np.array([lat])
     grid_no, dist, snapped = int(index.locate(xs, ys)[0]), 0.0, False
     if grid_no < 0:
@@ -314,10 +348,12 @@ def route_point_indexed(session: Session, *, x: float, y: float, crs: str = "wgs
     owner = _owner(index, grid_no, local.date())
     component = None
     if component_code is not None or category_type == "component":
+        if session is None:
+            raise ValueError("linking a component needs a session: use route_point_indexed")
         component = link_component(session, lon=lon, lat=lat, category_type=category_type,
                                    category_code=category_code, component_code=component_code,
                                    link_m=settings.component_link_m)
-    if component is not None:
+    if component is not None and session is not None:  # linked through the session
         # A linked component decides the category: its class is what the rules are keyed on.
         rule = find_rule(session, category_type="component",
                          category_code=component.component_class)
