@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import text
@@ -14,8 +15,9 @@ COMPONENT_STATES = ("intact", "damaged", "missing", "occupied")
 
 
 def update_component(session: Session, layer_id: str, code: str, *, state: str | None = None,
-                     lit: bool | None = None, in_use: bool | None = None) -> dict[str, Any]:
-    """Change a component's state / lit / in-use flags; 404 when the caller may not see it."""
+                     lit: bool | None = None, in_use: bool | None = None,
+                     at: dt.datetime | None = None) -> dict[str, Any]:
+    """Change a component's state / lit / in-use flags (as of `at`, default now); 404 if unseen."""
     if layer_id not in COMPONENT_TABLES:
         raise NotFoundError(f"layer {layer_id!r} has no component states; expected one of "
                             f"{', '.join(COMPONENT_TABLES)}")
@@ -31,9 +33,11 @@ def update_component(session: Session, layer_id: str, code: str, *, state: str |
     # Under a grid owner's row-level security an asset of another grid matches no row.
     row = session.execute(text(
         f"UPDATE {layer_id} SET state = coalesce(:state, state), {lit_sql}"
-        f"in_use = coalesce(:in_use, in_use), updated_at = now() WHERE code = :code "
+        f"in_use = coalesce(:in_use, in_use), "
+        f"updated_at = coalesce(CAST(:at AS timestamptz), now()) WHERE code = :code "
         f"RETURNING code, state, {lit_out}in_use, owner, grid_code, updated_at"),
-        {"state": state, "lit": lit, "in_use": in_use, "code": code}).mappings().first()
+        {"state": state, "lit": lit, "in_use": in_use, "code": code, "at": at}
+    ).mappings().first()
     if row is None:
         raise NotFoundError(f"{layer_id} has no component {code!r} that you may change")
     return dict(row)

@@ -5,7 +5,9 @@ the phone's queue sends it at 10:40. The case's timeline and deadlines must say 
 the server still notes when it arrived. A phone's clock can be wrong (or set), so the stamp is
 kept only between the case's dispatch (and its last step: a timeline never runs backwards)
 and the server's clock plus a small skew; outside, the step is recorded at the server's time
-and flagged (`future`, `before_dispatch`, `before_last_step`) in `field_action_times`.
+and flagged (`future`, `before_dispatch`, `before_last_step`) in `field_action_times`. A
+light's or cover's state keeps the phone's time as its `updated_at` by the same rule (floor:
+its previous change); the flag goes back in the answer and the audit log has the row.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from gis.assets.upkeep import COMPONENT_TABLES
 from gis.platform.errors import InvalidInputError, NotFoundError
 
 # Phones sync their clocks over the network; two minutes ahead is still an honest phone.
@@ -43,16 +46,39 @@ def settle(session: Session, case_id: int, acted_at: dt.datetime, *,
         FROM case_transitions WHERE case_id = :c"""), {"c": case_id}).mappings().one()
     if row["last_at"] is None:
         raise NotFoundError(f"case {case_id} does not exist")
+    if row["dispatched_at"] is None or acted_at < row["dispatched_at"]:
+        if acted_at <= now + skew:
+            # The server's time, but never before the last step (the workflow refuses that).
+            return ActedAt(acted_at=acted_at, at=max(now, row["last_at"]),
+                           flag="before_dispatch")
+    return clamp(acted_at, floor=row["last_at"], now=now, skew=skew)
+
+
+def clamp(acted_at: dt.datetime, *, floor: dt.datetime | None, now: dt.datetime | None = None,
+          skew: dt.timedelta = FUTURE_SKEW) -> ActedAt:
+    """`acted_at` if not after now + `skew` nor before `floor` (the last change), else now."""
+    if acted_at.tzinfo is None:
+        raise InvalidInputError("acted_at needs a UTC offset (ISO 8601, e.g. +08:00)")
+    now = now or dt.datetime.now(dt.UTC)
     flag = None
     if acted_at > now + skew:
         flag = "future"
-    elif row["dispatched_at"] is None or acted_at < row["dispatched_at"]:
-        flag = "before_dispatch"
-    elif acted_at < row["last_at"]:
+    elif floor is not None and acted_at < floor:
         flag = "before_last_step"
-    # The server's time, but never before the last step (the workflow refuses that).
-    at = acted_at if flag is None else max(now, row["last_at"])
+    at = acted_at if flag is None else max(now, floor) if floor is not None else now
     return ActedAt(acted_at=acted_at, at=at, flag=flag)
+
+
+def settle_component(session: Session, layer_id: str, code: str, acted_at: dt.datetime, *,
+                     now: dt.datetime | None = None) -> ActedAt:
+    """The time to record for a light's or cover's state the phone stamped `acted_at`."""
+    if layer_id not in COMPONENT_TABLES:
+        raise NotFoundError(f"layer {layer_id!r} has no component states")
+    # Table name from the fixed list above; a component the caller may not see has no floor,
+    # and the update that follows answers 404.
+    floor = session.execute(text(f"SELECT updated_at FROM {layer_id} WHERE code = :c"),
+                            {"c": code}).scalar()
+    return clamp(acted_at, floor=floor, now=now)
 
 
 def record(session: Session, settled: ActedAt, *, case_id: int, actor: str,

@@ -346,7 +346,7 @@
                   missing: {state: "missing"}, replaced: {state: "intact"}};
     await enqueue({kind: "json", method: "PATCH",
                    url: "/assets/" + parts[0] + "/" + form.code.value.trim(),
-                   body: bodies[parts[1]],
+                   body: Object.assign({acted_at: actedAt()}, bodies[parts[1]]),
                    label: form.change.options[form.change.selectedIndex].text + " · " +
                           form.code.value.trim()});
     form.reset();

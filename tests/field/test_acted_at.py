@@ -12,7 +12,7 @@ from sqlalchemy import text
 from api.main import create_app
 from gis.dispatch.cases import create_case, transition
 from gis.platform.db import transaction
-from tests.field.conftest import OWNER_WEST, WEST_POINT
+from tests.field.conftest import LIGHT_WEST, OWNER_WEST, WEST_POINT
 from tests.support.accounts import headers_for
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -126,3 +126,26 @@ def test_a_verification_keeps_its_time_but_not_one_before_the_report(client, fie
     kept, early = times["kept"], times["too_early"]
     assert kept.verified_at == kept.acted_at and kept.flag is None
     assert early.flag == "before_last_step" and early.verified_at > early.acted_at
+
+
+def test_a_component_state_keeps_the_phones_time_unless_impossible(client, field_engine):
+    owner = headers_for(field_engine, "grid_owner", owner_name=OWNER_WEST)
+    url = f"/assets/streetlights/{LIGHT_WEST}"
+    with field_engine.begin() as conn:
+        conn.execute(text("UPDATE streetlights SET updated_at = now() - interval '1 day' "
+                          "WHERE code = :c"), {"c": LIGHT_WEST})
+    out = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).replace(microsecond=0)
+    answer = client.patch(url, headers=owner, json={"lit": False, "acted_at": out.isoformat()})
+    assert answer.status_code == 200, answer.text
+    assert dt.datetime.fromisoformat(answer.json()["updated_at"]) == out
+    assert answer.json()["acted_at_flag"] is None
+    # Older than the change just recorded, then ahead of the clock: server time, flagged.
+    for shift, flag in ((dt.timedelta(hours=-3), "before_last_step"),
+                        (dt.timedelta(hours=5), "future")):
+        before = dt.datetime.now(dt.UTC)
+        answer = client.patch(url, headers=owner, json={
+            "lit": True, "state": "intact", "acted_at": (out + shift).isoformat()})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["acted_at_flag"] == flag
+        assert before <= dt.datetime.fromisoformat(answer.json()["updated_at"]) \
+            <= dt.datetime.now(dt.UTC)
