@@ -49,7 +49,8 @@ def report_toolbar(controls: ReportControls) -> str:
     return f"""<form class="cg-toolbar" method="get" action="{base}"
  onsubmit="this.action='/reports/'+this.elements.kind.value">
 <label>报表 <select name="kind" aria-label="报表周期">{options}</select></label>
-<label>日期 <input type="date" name="day" value="{controls.day.isoformat()}" required></label>
+<label>日期 <input type="date" lang="zh-CN" name="day" value="{controls.day.isoformat()}"
+ required></label>
 <label>范围 <input name="scope" value="{scope}" placeholder="网格编码前缀（可空）" maxlength="32"
  pattern="[0-9A-Za-z]*"></label>
 <button type="submit">查看</button>

@@ -25,7 +25,7 @@ from tests.support.browser import ARTIFACTS, chromium_or_skip, offline_page, ser
 HOTSPOT_Q = {"end": "2024-05-13T00:00:00+08:00", "days": 7, "resolution": 10}
 # page -> (query, layer names the layer control must list, legend title)
 PAGES = {
-    "/analysis/map/dark-streets": ({"step_m": 4}, ["亮灯死角 (>30 米)", "城市底图（离线）"],
+    "/analysis/map/dark-streets": ({"step_m": 4}, ["亮灯死角 (>30 米)"],
                                    "亮灯死角"),
     "/analysis/map/coverage-gaps": ({"threshold_m": 500},
                                     ["服务盲区", "已覆盖网格", "社区城管工作站"], "工作站覆盖"),
@@ -88,33 +88,65 @@ def base_url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
+PAGE_HTML_BUDGET = 300_000  # bytes: the result comes from tiles, nothing big is inline
+LEGENDS_SHOWN = """() => [...document.querySelectorAll('.cg-legend[data-part]')]
+    .filter(e => e.offsetParent !== null).map(e => e.dataset.part)"""
+
+
 @pytest.mark.browser
-def test_pages_in_chromium_without_network(chromium: Path, base_url: str,
-                                          session: Session) -> None:
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+def test_pages_in_chromium_without_network(chromium: Path, base_url: str, session: Session,
+                                          width: int, height: int) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    with offline_page(chromium, width=1280, height=860,
+    with offline_page(chromium, width=width, height=height,
                       extra_http_headers=headers_for(session, "analyst")) as browser:
         page = browser.page
+        tiles: list[tuple[str, int]] = []
+        page.on("response", lambda r: "/tiles/analysis/" in r.url
+                and tiles.append((r.url, r.status)))
         for path, (query, layers, _legend) in PAGES.items():
+            tiles.clear()
             url = f"{base_url}{path}?bbox={BBOX_Q}" + "".join(
                 f"&{k}={v}" for k, v in query.items()).replace("+", "%2B")
             response = page.goto(url, wait_until="load", timeout=60_000)
             assert response is not None and response.status == 200, path
-            page.wait_for_function(
-                "() => window.L && document.querySelector('.leaflet-control-layers')",
-                timeout=30_000)
+            assert len(response.body()) <= PAGE_HTML_BUDGET, (path, len(response.body()))
+            page.wait_for_function("() => window.cgAnalysis && cgAnalysis.tiles() >= 1",
+                                   timeout=30_000)
+            # The result layer is drawn from the analysis tiles, with the page's parameters.
+            assert tiles and all(status == 200 for _, status in tiles), (path, tiles)
+            assert all(".pbf?" in u and "bbox=" in u for u, _ in tiles), tiles
             shown = [t.strip() for t in page.locator(
-                ".leaflet-control-layers-overlays label").all_inner_texts()]
+                ".leaflet-control-layers-overlays label").all_text_contents()]
             for name in layers:
                 assert name in shown, (path, name, shown)
-            assert page.locator(".cg-legend").is_visible()
-            drawn = page.evaluate("""() => {
-                const map = Object.values(window).find(v => v instanceof L.Map);
-                let paths = 0; map.eachLayer(l => { if (l instanceof L.Path) paths++; });
-                return paths; }""")
-            assert drawn > 0, path
-            page.screenshot(path=str(ARTIFACTS / f"analysis-{path.rsplit('/', 1)[1]}.png"))
+            assert page.locator(".cg-legend").first.is_visible()
+            # Under it the offline base map (the city's own tiles), offered as the base layer.
+            assert "城市底图（离线）" in page.locator(
+                ".leaflet-control-layers-base").all_text_contents()[0]
+            page.screenshot(path=str(ARTIFACTS / f"analysis-{path.rsplit('/', 1)[1]}-{width}.png"))
+        # Hotspots: the legend follows the layer switched on (Gi* cells, then the heat).
+        page.goto(f"{base_url}/analysis/map/hotspots?bbox={BBOX_Q}&days=7&resolution=10"
+                  "&end=2024-05-13T00:00:00%2B08:00", wait_until="load", timeout=60_000)
+        assert page.evaluate(LEGENDS_SHOWN) == ["cells"]
+        page.evaluate("""() => { const m = cgAnalysis.map;
+            m.removeLayer(cgAnalysis.layers.cells); m.addLayer(cgAnalysis.layers.heat); }""")
+        assert page.evaluate(LEGENDS_SHOWN) == ["heat"]
+        if width >= 700:  # the same through the layer control itself
+            page.locator(".leaflet-control-layers-overlays label",
+                         has_text="投诉热点区域").locator("input").check()
+            assert sorted(page.evaluate(LEGENDS_SHOWN)) == ["cells", "heat"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
 
+    assert browser.external == [], f"pages tried to leave the app: {browser.external}"
+    assert browser.errors == [], f"JavaScript errors: {browser.errors}"
+
+
+@pytest.mark.browser
+def test_report_in_chromium(chromium: Path, base_url: str, session: Session) -> None:
+    with offline_page(chromium, width=1280, height=860,
+                      extra_http_headers=headers_for(session, "analyst")) as browser:
+        page = browser.page
         response = page.goto(f"{base_url}/reports/weekly?day=2024-05-08&scope=379901",
                              wait_until="load")
         assert response is not None and response.status == 200
@@ -144,6 +176,9 @@ def test_report_and_analysis_page_on_a_phone(chromium: Path, base_url: str,
             '.cg-toolbar select, .cg-toolbar input, .cg-toolbar button, .cg-toolbar a')]
             .map(e => e.getBoundingClientRect().height)""")
         assert heights and min(heights) >= 44, heights
+        # Dates in the picker are zh-CN (the page and the input say so).
+        assert page.evaluate("document.querySelector('.cg-toolbar input[type=date]').lang")\
+            == "zh-CN"
         # The period picker goes to the chosen report.
         page.select_option(".cg-toolbar select", "monthly")
         page.click(".cg-toolbar button[type=submit]")
