@@ -4,8 +4,7 @@ A grid worker signs in at 390x844, sees their task on /field, loses the signal
 (context.set_offline), handles the task with a note and an after photo, sees both queued (also
 after a reload from the service worker's cache), gets the signal back: they upload by
 themselves, exactly once, and the case changed once, timed at the press (acted_at), not at
-the upload. A supervisor verifies a reported case
-on site with a photo at the same size.
+the upload. A supervisor verifies a reported case on site with a photo at the same size.
 """
 
 from __future__ import annotations
