@@ -16,7 +16,8 @@ from gis.platform.db import database_url, make_engine, transaction
 from gis.platform.errors import CityGridError
 from gis.platform.settings import PROJECT_ROOT, Settings
 
-demo_app = typer.Typer(help="The demo city: Jinan 历下区", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo city: Jinan 历下区, 市中区 and 天桥区",
+                       no_args_is_help=True)
 console = Console()
 
 
@@ -37,7 +38,7 @@ def load(
     except CityGridError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc
-    table = Table(title="demo city 济南市历下区",
+    table = Table(title="demo city 济南市历下区、市中区、天桥区",
                   caption=f"{time.perf_counter() - started:.1f} s")
     table.add_column("table")
     table.add_column("rows", justify="right")

@@ -1,4 +1,6 @@
-"""The deterministic demo city: Jinan 历下区 (370102), real outline, simulated everything else.
+"""The deterministic demo city: Jinan 历下区 (370102) and its neighbours 市中区 (370103) and
+天桥区 (370105, lighter density, gis.demo.neighbours); real outlines and division names,
+simulated everything else.
 
 Generation (pure functions returning GeoDataFrames, no database) lives in one small module per
 layer; `gis.demo.load.load_demo` writes the result to PostGIS in one transaction.

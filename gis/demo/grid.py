@@ -33,25 +33,25 @@ MOBILE_PREFIXES = ["130", "131", "132", "135", "136", "137", "138", "139", "150"
                    "185", "186", "187", "188", "189", "198", "199"]
 
 
-def lattice(bounds: tuple[float, float, float, float]) -> np.ndarray:
-    """Square cells of CELL_M covering `bounds`, aligned to whole multiples of CELL_M."""
-    minx, miny, maxx, maxy = (np.floor(bounds[0] / CELL_M) * CELL_M,
-                              np.floor(bounds[1] / CELL_M) * CELL_M,
-                              np.ceil(bounds[2] / CELL_M) * CELL_M,
-                              np.ceil(bounds[3] / CELL_M) * CELL_M)
-    xs, ys = np.meshgrid(np.arange(minx, maxx, CELL_M), np.arange(miny, maxy, CELL_M))
-    return shapely.box(xs.ravel(), ys.ravel(), xs.ravel() + CELL_M, ys.ravel() + CELL_M)
+def lattice(bounds: tuple[float, float, float, float], cell_m: float = CELL_M) -> np.ndarray:
+    """Square cells of `cell_m` covering `bounds`, aligned to whole multiples of it."""
+    minx, miny, maxx, maxy = (np.floor(bounds[0] / cell_m) * cell_m,
+                              np.floor(bounds[1] / cell_m) * cell_m,
+                              np.ceil(bounds[2] / cell_m) * cell_m,
+                              np.ceil(bounds[3] / cell_m) * cell_m)
+    xs, ys = np.meshgrid(np.arange(minx, maxx, cell_m), np.arange(miny, maxy, cell_m))
+    return shapely.box(xs.ravel(), ys.ravel(), xs.ravel() + cell_m, ys.ravel() + cell_m)
 
 
 def _shared_edge(a: BaseGeometry, b: BaseGeometry) -> float:
     return float(shapely.length(shapely.intersection(a.boundary, b.boundary)))
 
 
-def merge_slivers(pieces: list[Polygon]) -> list[Polygon]:
-    """Join pieces under SLIVER_M2 into the touching piece sharing the longest edge."""
+def merge_slivers(pieces: list[Polygon], sliver_m2: float = SLIVER_M2) -> list[Polygon]:
+    """Join pieces under `sliver_m2` into the touching piece sharing the longest edge."""
     pieces = list(pieces)
     while True:
-        slivers = sorted((i for i, p in enumerate(pieces) if p.area < SLIVER_M2),
+        slivers = sorted((i for i, p in enumerate(pieces) if p.area < sliver_m2),
                          key=lambda i: (pieces[i].area, i))
         for i in slivers:
             best, best_len = None, 1e-6
@@ -73,34 +73,39 @@ def merge_slivers(pieces: list[Polygon]) -> list[Polygon]:
             return pieces
 
 
-def cells_of(community: BaseGeometry, cells: np.ndarray, tree: shapely.STRtree) -> list[Polygon]:
+def cells_of(community: BaseGeometry, cells: np.ndarray, tree: shapely.STRtree,
+             sliver_m2: float = SLIVER_M2) -> list[Polygon]:
     """Lattice cells cut by one community, exploded to polygons, slivers merged."""
     hits = tree.query(community, predicate="intersects")
     cut = shapely.intersection(cells[hits], community)
     pieces = [p for p in shapely.get_parts(shapely.get_parts(cut))
               if isinstance(p, Polygon) and p.area > 1e-6]
-    return merge_slivers(pieces)
+    return merge_slivers(pieces, sliver_m2)
 
 
-def number_cells(pieces: list[Polygon], top: float) -> list[Polygon]:
+def number_cells(pieces: list[Polygon], top: float, cell_m: float = CELL_M) -> list[Polygon]:
     """Order cells west→east within lattice rows, rows north→south (DB11 numbering)."""
     def key(p: Polygon) -> tuple[int, float, float]:
         c = p.centroid
-        return int((top - c.y) // CELL_M), c.x, -c.y
+        return int((top - c.y) // cell_m), c.x, -c.y
     return sorted(pieces, key=key)
 
 
-def build_grid_cells(communities_m: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Unit grid cells (metric CRS) with 15-digit codes: community code + 3-digit sequence."""
+def build_grid_cells(communities_m: gpd.GeoDataFrame,
+                     cell_m: float = CELL_M) -> gpd.GeoDataFrame:
+    """Unit grid cells (metric CRS) with 15-digit codes: community code + 3-digit sequence.
+
+    `cell_m` above CELL_M gives a coarser (lighter) grid; slivers scale with the cell area."""
     bounds = tuple(communities_m.total_bounds)
-    cells = lattice(bounds)  # type: ignore[arg-type]
+    cells = lattice(bounds, cell_m)  # type: ignore[arg-type]
     tree = shapely.STRtree(cells)
-    top = float(np.ceil(bounds[3] / CELL_M) * CELL_M)
+    top = float(np.ceil(bounds[3] / cell_m) * cell_m)
+    sliver_m2 = SLIVER_M2 * (cell_m / CELL_M) ** 2
     codes: list[str] = []
     community_codes: list[str] = []
     geoms: list[BaseGeometry] = []
     for community in communities_m.itertuples():
-        pieces = number_cells(cells_of(community.geometry, cells, tree), top)
+        pieces = number_cells(cells_of(community.geometry, cells, tree, sliver_m2), top, cell_m)
         if len(pieces) > 999:
             raise ValueError(f"community {community.code} needs {len(pieces)} cells (> 999)")
         for seq, piece in enumerate(pieces, start=1):

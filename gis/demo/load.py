@@ -1,15 +1,18 @@
 """Write the demo city to PostGIS: one transaction, COPY for speed, idempotent.
 
-`load_demo` does nothing when district 370102 is already there (unless `force`), never touches
-rows outside the demo (see `DEMO_ROWS`), and with `force` replaces only the demo's own rows:
-user rows that pointed at a demo grid or community are re-linked to the new ones.
+The city is 历下区 (370102) and its lighter neighbours 市中区 and 天桥区 (gis.demo.neighbours).
+`load_demo` does nothing when every demo district is already there (unless `force`), adds only
+the missing ones otherwise (a database loaded before the neighbours came gets them, 历下区's
+rows untouched), never touches rows outside the demo (see `DEMO_ROWS`), and with `force`
+replaces only the demo's own rows: user rows that pointed at a demo grid or community are
+re-linked to the new ones.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,84 +28,117 @@ from gis.access.audit import record_bulk
 from gis.demo import DEFAULT_SEED, DISTRICT_CODE, METRIC_EPSG, STORAGE_EPSG
 from gis.demo.addresses import write_demo_addresses
 from gis.demo.case_history import rule_lookup_from
-from gis.demo.city import generate_city, to_storage
+from gis.demo.city import DemoCity, generate_city, to_storage
+from gis.demo.neighbours import CASE_PREFIXES, DEMO_DISTRICTS, generate_neighbour
 from gis.dispatch.deadlines import find_rule
 from gis.platform.errors import ConflictError
 from gis.platform.settings import CitySettings
 from gis.zones.demo_sites import add_demo_sites
 
-_IN_DISTRICT = f"ST_Intersects(geom, (SELECT geom FROM districts WHERE code = '{DISTRICT_CODE}'))"
-# Which rows belong to the demo, per table: the rows counted, and the only ones `force` deletes.
-DEMO_ROWS: dict[str, str] = {
-    "districts": f"code = '{DISTRICT_CODE}'",
-    "subdistricts": f"simulated AND code LIKE '{DISTRICT_CODE}%'",
-    "communities": f"simulated AND code LIKE '{DISTRICT_CODE}%'",
-    "grid_cells": f"simulated AND code LIKE '{DISTRICT_CODE}%'",
-    "grid_owners": ("grid_code IN (SELECT code FROM grid_cells WHERE simulated "
-                    f"AND code LIKE '{DISTRICT_CODE}%')"),
-    "roads": f"simulated AND {_IN_DISTRICT}",
-    "streetlights": f"simulated AND code LIKE '{DISTRICT_CODE}0118%'",
-    "manhole_covers": f"simulated AND code LIKE '{DISTRICT_CODE}%'",
-    "stations": f"simulated AND code LIKE 'ST-{DISTRICT_CODE}%'",
-    "facilities": f"simulated AND {_IN_DISTRICT}",
-    "stall_zones": f"simulated AND district_code = '{DISTRICT_CODE}'",
-    "cases": f"simulated AND case_no LIKE 'LX%' AND {_IN_DISTRICT}",
-    "sensitive_sites": f"simulated AND {_IN_DISTRICT}",
-    "road_aliases": "simulated",
-    "compounds": f"simulated AND {_IN_DISTRICT}",
-    "doorplates": f"simulated AND {_IN_DISTRICT}",
-}
+
+def _district_rows(code: str) -> dict[str, str]:
+    """Which rows of each table belong to one demo district (codes are digits: no quoting)."""
+    inside = f"ST_Intersects(geom, (SELECT geom FROM districts WHERE code = '{code}'))"
+    return {
+        "districts": f"code = '{code}'",
+        "subdistricts": f"simulated AND code LIKE '{code}%'",
+        "communities": f"simulated AND code LIKE '{code}%'",
+        "grid_cells": f"simulated AND code LIKE '{code}%'",
+        "grid_owners": ("grid_code IN (SELECT code FROM grid_cells WHERE simulated "
+                        f"AND code LIKE '{code}%')"),
+        "roads": f"simulated AND {inside}",
+        "streetlights": f"simulated AND code LIKE '{code}0118%'",
+        "manhole_covers": f"simulated AND code LIKE '{code}%'",
+        "stations": f"simulated AND code LIKE 'ST-{code}%'",
+        "facilities": f"simulated AND {inside}",
+        "stall_zones": f"simulated AND district_code = '{code}'",
+        "cases": f"simulated AND case_no LIKE '{CASE_PREFIXES[code]}%' AND {inside}",
+        "sensitive_sites": f"simulated AND {inside}",
+        "road_aliases": "simulated",
+        "compounds": f"simulated AND {inside}",
+        "doorplates": f"simulated AND {inside}",
+    }
+
+
+def demo_rows(districts: Sequence[str] = DEMO_DISTRICTS) -> dict[str, str]:
+    """Which rows belong to the demo districts, per table: counted, and what `force` deletes."""
+    per = [_district_rows(code) for code in districts]
+    return {table: " OR ".join(f"({rows[table]})" for rows in per) for table in per[0]}
+
+
+# The whole demo city's rows, per table.
+DEMO_ROWS: dict[str, str] = demo_rows()
 # User rows that may point at demo grids (table, key column, reference column).
 _GRID_REFERENCES = [("streetlights", "code"), ("manhole_covers", "code"), ("cases", "id")]
 
 
-def demo_counts(conn: Connection) -> dict[str, int]:
-    """Rows of each table that belong to the demo city."""
+def demo_counts(conn: Connection,
+                districts: Sequence[str] = DEMO_DISTRICTS) -> dict[str, int]:
+    """Rows of each table that belong to the demo city (or to some of its districts)."""
     return {table: int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"))
-                       .scalar_one()) for table, where in DEMO_ROWS.items()}
+                       .scalar_one()) for table, where in demo_rows(districts).items()}
 
 
 def load_demo(engine: Engine, *, seed: int = DEFAULT_SEED, progress: bool = True,
-              force: bool = False, now: pd.Timestamp | None = None) -> dict[str, int]:
-    """Load the demo city (Jinan 历下区) in one transaction; returns rows per table.
+              force: bool = False, now: pd.Timestamp | None = None,
+              districts: Sequence[str] = DEMO_DISTRICTS) -> dict[str, int]:
+    """Load the demo city (Jinan 历下区 and its neighbours) in one transaction; returns rows
+    written per table (or, when all were there already, the demo's rows per table).
 
     Case history runs up to `now` (default: the moment of loading)."""
     with _progress(progress) as bar, engine.begin() as conn:
         # Two loaders at once would both see an empty database; the second waits here.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('citygrid.demo'))"))
-        present = conn.execute(text("SELECT 1 FROM districts WHERE code = :c"),
-                               {"c": DISTRICT_CODE}).first()
-        if present and not force:
-            return demo_counts(conn)
+        present = set(conn.execute(text("SELECT code FROM districts WHERE code = ANY(:c)"),
+                                   {"c": list(districts)}).scalars())
+        todo = list(districts) if force else [d for d in districts if d not in present]
+        if not todo:
+            return demo_counts(conn, districts)
         # The seed is ~100k rows of simulated data: one BULK audit row says who loaded it,
         # instead of a row-by-row copy of the whole city into the audit log.
         conn.execute(text("SELECT set_config('citygrid.audit', 'off', true)"))
-        relink = _delete_demo(conn) if present else {}
-        step = bar.add_task("generate", total=1) if bar else None
+        relink = _delete_demo(conn, demo_rows([d for d in todo if d in present])) \
+            if present & set(todo) else {}
         moment = now if now is not None else pd.Timestamp.now(tz="UTC")
         rules = rule_lookup_from(functools.partial(find_rule, Session(bind=conn)))
-        city = generate_city(seed, **_code_tables(conn), now=moment, deadline_rule=rules)
-        if bar and step is not None:
-            bar.update(step, completed=1)
+        codes = _code_tables(conn)
         counts: dict[str, int] = {}
-        for table, frame in city.tables().items():
-            task = bar.add_task(table, total=1) if bar else None
-            counts[table] = _write(conn, table, to_storage(frame))
-            if bar and task is not None:
-                bar.update(task, completed=1)
+        for district in todo:
+            step = bar.add_task(f"generate {district}", total=1) if bar else None
+            if district == DISTRICT_CODE:
+                city = generate_city(seed, **codes, now=moment, deadline_rule=rules)
+                tables = city.tables()
+            else:
+                tables = generate_neighbour(district, seed, **codes, now=moment,
+                                            deadline_rule=rules)
+            if bar and step is not None:
+                bar.update(step, completed=1)
+            for table, frame in tables.items():
+                task = bar.add_task(f"{district} {table}", total=1) if bar else None
+                counts[table] = counts.get(table, 0) + _write(conn, table, to_storage(frame))
+                if bar and task is not None:
+                    bar.update(task, completed=1)
+            if district == DISTRICT_CODE:
+                counts.update(_lixia_extras(conn, city, seed))
         _relink(conn, relink)
-        # Schools, hospitals, metro exits and fire lanes beside the demo roads, so the
-        # planner's distance rules have something to check against.
-        sites = add_demo_sites(Session(bind=conn), city=CitySettings(), seed=seed)
-        counts["sensitive_sites"] = sum(sites.values())
-        counts.update(write_demo_addresses(  # doorplates (门牌) and compounds for geocoding
-            conn, roads_m=city.roads, communities_m=city.communities,
-            outline_m=city.districts.geometry.iat[0], metric_epsg=METRIC_EPSG, seed=seed))
         conn.execute(text("SELECT set_config('citygrid.audit', 'on', true)"))
         record_bulk(conn, actor=f"cli:demo load (seed {seed})", table="*demo*", summary=counts)
         for table in DEMO_ROWS:  # fresh statistics, or the first queries plan for empty tables
             conn.execute(text(f"ANALYZE {table}"))
         return counts
+
+
+def _lixia_extras(conn: Connection, city: DemoCity, seed: int) -> dict[str, int]:
+    """What only 历下区 gets: sensitive sites, doorplates and compounds."""
+    # Schools, hospitals, metro exits and fire lanes beside the demo roads, so the
+    # planner's distance rules have something to check against.
+    sites = add_demo_sites(Session(bind=conn), city=CitySettings(district_code=DISTRICT_CODE),
+                           seed=seed)
+    counts = {"sensitive_sites": sum(sites.values())}
+    counts.update(write_demo_addresses(  # doorplates (门牌) and compounds for geocoding
+        conn, roads_m=city.roads, communities_m=city.communities,
+        outline_m=city.districts.geometry.iat[0], metric_epsg=METRIC_EPSG, seed=seed))
+    return counts
 
 
 @contextmanager
@@ -159,13 +195,13 @@ def _upsert_district(conn: Connection, frame: pd.DataFrame) -> int:
     return 1
 
 
-def _delete_demo(conn: Connection) -> dict[str, list[Any]]:
-    """Delete the demo's rows (not the district); returns user rows to re-link afterwards."""
+def _delete_demo(conn: Connection, rows: dict[str, str]) -> dict[str, list[Any]]:
+    """Delete the demo's `rows` (not the districts); returns user rows to re-link afterwards."""
     audited = conn.execute(text(f"""
         SELECT (SELECT count(*) FROM case_transitions t JOIN cases c ON c.id = t.case_id
-                WHERE c.id IN (SELECT id FROM cases WHERE {DEMO_ROWS["cases"]})),
+                WHERE c.id IN (SELECT id FROM cases WHERE {rows["cases"]})),
                (SELECT count(*) FROM stall_zone_versions
-                WHERE zone_id IN (SELECT id FROM stall_zones WHERE {DEMO_ROWS["stall_zones"]}))
+                WHERE zone_id IN (SELECT id FROM stall_zones WHERE {rows["stall_zones"]}))
     """)).one()
     if audited[0] or audited[1]:
         raise ConflictError(
@@ -174,23 +210,23 @@ def _delete_demo(conn: Connection) -> dict[str, list[Any]]:
     foreign = conn.execute(text(f"""
         SELECT (SELECT count(*) FROM grid_cells WHERE NOT simulated
                 AND community_code IN (SELECT code FROM communities
-                                       WHERE {DEMO_ROWS["communities"]}))
+                                       WHERE {rows["communities"]}))
              + (SELECT count(*) FROM communities WHERE NOT simulated
                 AND subdistrict_code IN (SELECT code FROM subdistricts
-                                         WHERE {DEMO_ROWS["subdistricts"]}))
+                                         WHERE {rows["subdistricts"]}))
     """)).scalar_one()
     if foreign:
         raise ConflictError(f"cannot reload the demo city: {foreign} user grid cells or "
                             "communities belong to demo communities or streets")
-    demo_grids = f"SELECT code FROM grid_cells WHERE {DEMO_ROWS['grid_cells']}"
+    demo_grids = f"SELECT code FROM grid_cells WHERE {rows['grid_cells']}"
     relink: dict[str, list[Any]] = {}
     for table, key in _GRID_REFERENCES:
         relink[table] = list(conn.execute(text(
-            f"UPDATE {table} SET grid_code = NULL WHERE NOT ({DEMO_ROWS[table]}) "
+            f"UPDATE {table} SET grid_code = NULL WHERE NOT ({rows[table]}) "
             f"AND grid_code IN ({demo_grids}) RETURNING {key}")).scalars())
     relink["stations"] = list(conn.execute(text(
-        f"UPDATE stations SET community_code = NULL WHERE NOT ({DEMO_ROWS['stations']}) "
-        f"AND community_code IN (SELECT code FROM communities WHERE {DEMO_ROWS['communities']}) "
+        f"UPDATE stations SET community_code = NULL WHERE NOT ({rows['stations']}) "
+        f"AND community_code IN (SELECT code FROM communities WHERE {rows['communities']}) "
         "RETURNING id")).scalars())
     relink["zone_grids"] = list(conn.execute(text(
         f"DELETE FROM zone_grids WHERE grid_code IN ({demo_grids}) RETURNING zone_id")).scalars())
@@ -200,7 +236,7 @@ def _delete_demo(conn: Connection) -> dict[str, list[Any]]:
                   "cases", "streetlights", "manhole_covers", "facilities", "stations",
                   "stall_zones", "sensitive_sites", "roads", "grid_cells", "communities",
                   "subdistricts"]:
-        conn.execute(text(f"DELETE FROM {table} WHERE {DEMO_ROWS[table]}"))
+        conn.execute(text(f"DELETE FROM {table} WHERE {rows[table]}"))
     return relink
 
 

