@@ -47,11 +47,16 @@ def add(
     display_name: str = typer.Option("", "--name", help="display name, e.g. 张三"),
     owner_name: str = typer.Option(None, "--owner-name",
                                    help="for grid_owner: their name as in grid_owners"),
+    district: str = typer.Option(None, "--district",
+                                 help="6-digit district code of a district sub-centre's "
+                                      "staff (they see only that district's cases); "
+                                      "omit for the city centre"),
 ) -> None:
     """Create a staff account."""
     with _session("add") as session:
         user = auth.create_user(session, username=username, password=password, role=role,
-                                display_name=display_name, owner_name=owner_name)
+                                display_name=display_name, owner_name=owner_name,
+                                district_code=district)
     console.print(f"user {user.username!r} created with role {user.role}")
 
 

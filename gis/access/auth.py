@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -41,6 +41,9 @@ class User:
     role: str
     display_name: str = ""
     owner_name: str | None = None
+    # A district sub-centre's staff (6-digit code); None = the city centre, which sees all.
+    # The database enforces it (migration 0028's policy on cases reads users.district_code).
+    district_code: str | None = None
 
     @property
     def is_grid_owner(self) -> bool:
@@ -78,9 +81,14 @@ def _check_role(role: str, owner_name: str | None) -> None:
 
 
 def create_user(session: Session, *, username: str, password: str, role: str,
-                display_name: str = "", owner_name: str | None = None) -> User:
-    """Add a staff user; refuses unknown roles, short passwords and taken usernames."""
+                display_name: str = "", owner_name: str | None = None,
+                district_code: str | None = None) -> User:
+    """Add a staff user; refuses unknown roles, short passwords and taken usernames;
+    `district_code` scopes them to one loaded district (None: the city centre)."""
     _check_role(role, owner_name)
+    if district_code is not None and not session.execute(
+            text("SELECT 1 FROM districts WHERE code = :d"), {"d": district_code}).first():
+        raise InvalidInputError(f"district {district_code!r} is not loaded (table districts)")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError(f"password of user {username!r} is shorter than "
                                 f"{MIN_PASSWORD_LENGTH} characters")
@@ -89,27 +97,28 @@ def create_user(session: Session, *, username: str, password: str, role: str,
     if taken:
         raise ConflictError(f"user {username!r} already exists")
     row = session.execute(text(
-        "INSERT INTO users (username, display_name, role, owner_name, password_hash) "
-        "VALUES (:u, :d, :r, :o, :h) RETURNING id"),
-        {"u": username, "d": display_name, "r": role, "o": owner_name,
+        "INSERT INTO users (username, display_name, role, owner_name, district_code, "
+        "password_hash) VALUES (:u, :d, :r, :o, :dc, :h) RETURNING id"),
+        {"u": username, "d": display_name, "r": role, "o": owner_name, "dc": district_code,
          "h": hash_password(password)}).scalar_one()
-    return User(row, username, role, display_name, owner_name)
+    return User(row, username, role, display_name, owner_name, district_code)
 
 
 def get_user(session: Session, username: str) -> User:
     """The active user called `username`."""
     row = session.execute(text(
-        "SELECT id, username, role, display_name, owner_name FROM users "
+        "SELECT id, username, role, display_name, owner_name, district_code FROM users "
         "WHERE username = :u AND active"), {"u": username}).first()
     if row is None:
         raise NotFoundError(f"no active user {username!r}")
-    return User(row.id, row.username, row.role, row.display_name, row.owner_name)
+    return _user(row)
 
 
 def list_users(session: Session) -> list[dict[str, object]]:
     """Every user without password hashes, by username."""
     rows = session.execute(text(
-        "SELECT id, username, display_name, role, owner_name, active, created_at FROM users "
+        "SELECT id, username, display_name, role, owner_name, district_code, active, created_at "
+        "FROM users "
         "ORDER BY username")).mappings()
     return [dict(r) for r in rows]
 
@@ -128,13 +137,19 @@ def set_active(session: Session, *, username: str, active: bool) -> None:
 def authenticate(session: Session, *, username: str, password: str) -> User:
     """The user with these credentials; one vague error for a wrong name or password."""
     row = session.execute(text(
-        "SELECT id, username, role, display_name, owner_name, password_hash FROM users "
+        "SELECT id, username, role, display_name, owner_name, district_code, password_hash "
+        "FROM users "
         "WHERE username = :u AND active"), {"u": username}).first()
     # Hash even for unknown users so response time does not reveal which usernames exist.
     stored = row.password_hash if row else hash_password("not-a-user")
     if not verify_password(password, stored) or row is None:
         raise AuthenticationError("wrong username or password")
-    return User(row.id, row.username, row.role, row.display_name, row.owner_name)
+    return _user(row)
+
+
+def _user(row: Any) -> User:
+    district = row.district_code.strip() if row.district_code else None
+    return User(row.id, row.username, row.role, row.display_name, row.owner_name, district)
 
 
 def _digest(token: str) -> str:
@@ -156,12 +171,13 @@ def issue_token(session: Session, *, user: User, hours: float = DEFAULT_TOKEN_HO
 def user_for_token(session: Session, token: str) -> User:
     """The active user holding this unexpired, unrevoked token."""
     row = session.execute(text(
-        "SELECT u.id, u.username, u.role, u.display_name, u.owner_name FROM api_tokens t "
+        "SELECT u.id, u.username, u.role, u.display_name, u.owner_name, u.district_code "
+        "FROM api_tokens t "
         "JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = :t AND u.active "
         "AND t.revoked_at IS NULL AND t.expires_at > now()"), {"t": _digest(token)}).first()
     if row is None:
         raise AuthenticationError("token is unknown, expired or revoked")
-    return User(row.id, row.username, row.role, row.display_name, row.owner_name)
+    return _user(row)
 
 
 def revoke_token(session: Session, token: str) -> None:

@@ -97,12 +97,14 @@ class ResultCache:
 
 def read_scope_and_versions(session: Session, tables: Sequence[str]
                             ) -> tuple[str, str, tuple[int, ...]]:
-    """The caller's database role and grid-owner scope, and the versions of `tables`."""
+    """The caller's database role (with @district for district staff) and grid-owner scope,
+    and the versions of `tables`."""
     row = session.execute(text("""
-        SELECT current_user::text,
+        SELECT current_user::text || coalesce('@' || citygrid_actor_district(), ''),
                coalesce(current_setting('citygrid.owner_name', true), ''),
                coalesce((SELECT array_agg(version ORDER BY table_name) FROM data_versions
                          WHERE table_name = ANY(:tables)), '{}')"""),
                           {"tables": list(tables)}).one()
-    # Row-level security: a grid owner's result is theirs alone, so the scope is in the key.
+    # Row-level security: a grid owner's result is theirs alone, so the scope is in the key;
+    # so is a district sub-centre's (migration 0028: the app role seeing one district's cases).
     return str(row[0]), str(row[1]), tuple(int(v) for v in row[2])

@@ -1,4 +1,5 @@
-"""Demo accounts, one per staff role, with random passwords (never fixed, even in a demo)."""
+"""Demo accounts, one per staff role and one dispatcher per district, with random passwords
+(never fixed, even in a demo)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ DEMO_ACCOUNTS = (("admin", "admin", "管理员"), ("planner", "planner", "规划
                  ("dispatcher", "dispatcher", "调度员（演示）"),
                  ("analyst", "analyst", "分析员（演示）"),
                  ("gridowner", "grid_owner", "网格员（演示）"))
+# One dispatcher per district sub-centre (分中心), limited to its district's cases; the plain
+# "dispatcher" above is the city centre's and sees the whole city.
+DISTRICT_DISPATCHERS = (("dispatcher-lixia", "370102", "历下区分中心调度员（演示）"),
+                        ("dispatcher-shizhong", "370103", "市中区分中心调度员（演示）"),
+                        ("dispatcher-tianqiao", "370105", "天桥区分中心调度员（演示）"))
 
 
 def demo_grid_owner(session: Session) -> str | None:
@@ -36,4 +42,14 @@ def ensure_demo_users(session: Session) -> list[tuple[str, str, str]]:
         auth.create_user(session, username=username, password=password, role=role,
                          display_name=display, owner_name=owner if role == "grid_owner" else None)
         made.append((username, role, password))
+    loaded = set(session.execute(text("SELECT code FROM districts")).scalars())
+    for username, district, display in DISTRICT_DISPATCHERS:
+        exists = session.execute(text("SELECT 1 FROM users WHERE username = :u"),
+                                 {"u": username}).first()
+        if exists or district not in loaded:
+            continue
+        password = secrets.token_urlsafe(9)
+        auth.create_user(session, username=username, password=password, role="dispatcher",
+                         display_name=display, district_code=district)
+        made.append((username, "dispatcher", password))
     return made

@@ -25,7 +25,13 @@ from gis.dispatch.repeats import (
 )
 from gis.dispatch.workflow import OPEN_STATUSES, SATISFACTION_VALUES, TRANSITIONS, allowed_actions
 from gis.dispatch.workflow import next_status as workflow_next_status
-from gis.platform.errors import ConflictError, InvalidInputError, NotFoundError, OutsideCityError
+from gis.platform.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OutsideCityError,
+    PermissionDeniedError,
+)
 from gis.platform.settings import CitySettings
 
 CATEGORY_TYPES = ("event", "component")
@@ -174,6 +180,7 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
                       category_code=category_code)
     else:
         point = route
+    _check_district(session, point.grid_code)
     # RouteResult says whether the point lay just outside every grid; LocatedPoint never does.
     snapped = bool(getattr(point, "snapped", False))
     snap_m = float(getattr(point, "snap_distance_m", 0.0) or 0.0)
@@ -431,6 +438,18 @@ def _check_category(session: Session, *, category_type: str, category_code: str)
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise InvalidInputError(f"{name} {value!r} is not one of {', '.join(choices)}")
+
+
+def _check_district(session: Session, grid_code: str | None) -> None:
+    """A district sub-centre takes complaints located in its own district only.
+
+    Migration 0028's policy on cases would refuse the row anyway; this names the reason (403)
+    instead of a database error."""
+    district = session.execute(text("SELECT citygrid_actor_district()")).scalar()
+    if district and (grid_code or "")[:6] != district:
+        raise PermissionDeniedError(
+            f"the complaint lies in grid {grid_code!r}, outside district {district} of the "
+            "signed-in user; the city centre or that district's sub-centre takes it")
 
 
 def _check_actor(actor: str) -> None:

@@ -41,7 +41,8 @@ def upgrade() -> None:
         $$
     """)
     op.execute("REVOKE EXECUTE ON FUNCTION citygrid_actor_district() FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION citygrid_actor_district() TO {APP_ROLE}")
+    op.execute(f"GRANT EXECUTE ON FUNCTION citygrid_actor_district() TO {APP_ROLE}, "
+               "citygrid_grid_owner")
     op.execute(f"CREATE POLICY cases_district ON cases AS RESTRICTIVE TO {APP_ROLE} "
                f"USING ({IN_DISTRICT}) WITH CHECK ({IN_DISTRICT})")
 
