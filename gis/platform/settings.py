@@ -156,6 +156,10 @@ class ApiSettings(BaseSettings):
     login_window_min: float = Field(default=15, gt=0)
     login_lockout_s: float = Field(default=30, gt=0)
     login_max_lockout_s: float = Field(default=900, gt=0)
+    # Sign-in failures and public report quotas counted in PostgreSQL as well, so every app
+    # process and host shares one budget (gis.access.shared_throttle); off only in tests that
+    # share one database between unrelated clients.
+    shared_throttle: bool = True
     # Analysis results reused while their input tables are unchanged (gis.analysis.
     # result_cache); results that depend on the clock are reused this many seconds at most.
     analysis_cache_seconds: float = Field(default=300, ge=0)
@@ -173,10 +177,6 @@ class ApiSettings(BaseSettings):
         parts = urlsplit(value.strip())
         try:
             port = parts.port
-    # Sign-in failures and public report quotas counted in PostgreSQL as well, so every app
-    # process and host shares one budget (gis.access.shared_throttle); off only in tests that
-    # share one database between unrelated clients.
-    shared_throttle: bool = True
         except ValueError:
             raise ValueError(f"CITYGRID_API_PUBLIC_URL {value!r} has a bad port") from None
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
