@@ -107,6 +107,8 @@ def main(
     workers: int = typer.Option(2, min=1, help="app processes (citygrid serve --workers)"),
     db_url: str = typer.Option(None, help="database (default: the private cluster's)"),
     floor_seconds: float = typer.Option(10, help="GET /health first, same rate (0: skip)"),
+    token: str = typer.Option(None, help="a staff token to use (default: a new bench "
+                              "dispatcher's, revoked at the end)"),
 ) -> None:
     """Run both engines at the same target rate and print the figures and their ratio."""
     if shutil.which("hey") is None:
@@ -114,10 +116,12 @@ def main(
     url = db_url or database_url(Settings()).render_as_string(hide_password=False)
     engine = make_engine(url)
     points = _points(engine, clients)
-    with transaction(engine) as session:
-        user = auth.create_user(session, username=f"bench-route-{uuid.uuid4().hex[:8]}",
-                                password=uuid.uuid4().hex, role="dispatcher")
-        token = auth.issue_token(session, user=user)
+    own_token = token is None
+    if own_token:
+        with transaction(engine) as session:
+            user = auth.create_user(session, username=f"bench-route-{uuid.uuid4().hex[:8]}",
+                                    password=uuid.uuid4().hex, role="dispatcher")
+            token = auth.issue_token(session, user=user)
     figures: dict[str, dict[str, float]] = {}
     try:
         for name in ("index", "sql"):
@@ -152,8 +156,9 @@ def main(
                 "max_ms": round(max(ok), 2) if ok else math.nan,
                 "errors": len(results) - len(ok), "unsent": max(asked - len(results), 0)}
     finally:
-        with transaction(engine) as session:
-            auth.revoke_token(session, token)
+        if own_token:
+            with transaction(engine) as session:
+                auth.revoke_token(session, token)
         engine.dispose()
     print(f"POST /route, {clients} clients x {rate / clients:g}/s = {rate:g}/s target, "
           f"{seconds:g} s, citygrid serve --workers {workers}, {os.cpu_count()} cores")
