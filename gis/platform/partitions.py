@@ -70,6 +70,8 @@ class ArchivedMonth:
     month: dt.date
     rows: int
     path: Path
+    # Rows of other tables that referred to the month, archived with it: (table, rows, file).
+    dependents: tuple[tuple[str, int, Path], ...] = ()
 
 
 def _ident(name: str) -> str:
@@ -227,13 +229,14 @@ def _batches(session: Session, query: str) -> Iterator[list[tuple]]:
         cursor.close()
 
 
-def _write_parquet(session: Session, *, partition: str, path: Path) -> int:
-    columns = _columns(session, partition)
+def _write_parquet(session: Session, *, relation: str, path: Path, where: str = "") -> int:
+    """Rows of `relation` (quoted; alias c) matching `where` into `path`; rows written."""
+    columns = _columns(session, relation)
     schema = pa.schema([(n, _ARROW_TYPES.get(t, pa.string())) for n, t, _ in columns],
                        metadata=_geo_metadata(columns))
     order = "id" if any(n == "id" for n, _, _ in columns) else "1"
     query = (f"SELECT {', '.join(_select_expression(n, t) for n, t, _ in columns)} "
-             f"FROM {_ident(partition)} ORDER BY {order}")
+             f"FROM {relation} c {where} ORDER BY {order}")
     written = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for rows in _batches(session, query):
@@ -247,8 +250,8 @@ def _write_parquet(session: Session, *, partition: str, path: Path) -> int:
     return written
 
 
-def _referencing_rows(session: Session, *, table: str, partition: str) -> list[str]:
-    """Foreign keys into `table` that still point at rows of `partition`, as messages."""
+def _dependents(session: Session, *, table: str, partition: str) -> list[tuple[str, str, int]]:
+    """Rows of other tables whose foreign keys point into `partition`: (table, WHERE, count)."""
     keys = session.execute(text("""
         SELECT c.conrelid::regclass::text AS child,
                array_agg(a.attname ORDER BY k.n) AS child_columns,
@@ -259,26 +262,29 @@ def _referencing_rows(session: Session, *, table: str, partition: str) -> list[s
         JOIN pg_attribute r ON r.attrelid = c.confrelid AND r.attnum = k.pk
         WHERE c.contype = 'f' AND c.confrelid = to_regclass(:t) AND c.conparentid = 0
         GROUP BY c.oid, c.conrelid"""), {"t": table}).all()
-    problems = []
+    found = []
     for child, child_columns, parent_columns in keys:
         # Names come from the catalog.
         pairs = " AND ".join(f"c.{_ident(cc)} = p.{_ident(pc)}"
                              for cc, pc in zip(child_columns, parent_columns, strict=True))
-        count = session.execute(text(
-            f"SELECT count(*) FROM {child} c WHERE EXISTS "
-            f"(SELECT 1 FROM {_ident(partition)} p WHERE {pairs})")).scalar_one()
+        where = f"WHERE EXISTS (SELECT 1 FROM {_ident(partition)} p WHERE {pairs})"
+        session.execute(text(f"LOCK TABLE {child} IN SHARE MODE"))
+        count = session.execute(text(f"SELECT count(*) FROM {child} c {where}")).scalar_one()
         if count:
-            problems.append(f"{count} row(s) of {child} refer to it")
-    return problems
+            found.append((str(child), where, int(count)))
+    return found
 
 
 def archive_month(session: Session, *, table: str, month: dt.date, directory: Path
                   ) -> ArchivedMonth:
     """Write one month to GeoParquet, read its row count back, then detach and drop it.
 
-    All rows or none: writes to the month are blocked while it is read, the file is checked
-    against the table's count before DETACH and DROP, and the caller's transaction commits
-    them (a failure before the commit leaves the month in the table). Never commits.
+    Rows of other tables that refer to the month (case_extensions of its transitions) go with
+    it, into a file of their own, `<table>_of_<month file>`, and are deleted. All rows or
+    none: writes are blocked while the month is read, every file is checked against the
+    table's count before anything is deleted, detached or dropped, and the caller's
+    transaction commits it all (a failure before the commit leaves the rows in the
+    database). Never commits.
     """
     _check_table(session, table)
     partition = f"{table}_{month:%Y%m}"
@@ -288,26 +294,60 @@ def archive_month(session: Session, *, table: str, month: dt.date, directory: Pa
     if parent != table:
         raise InvalidInputError(f"{table} has no partition for {month:%Y-%m} ({partition})")
     session.execute(text(f"LOCK TABLE {_ident(partition)} IN SHARE MODE"))
-    problems = _referencing_rows(session, table=table, partition=partition)
-    if problems:
-        raise ConflictError(f"{partition} cannot be archived: {'; '.join(problems)}")
+    dependents = _dependents(session, table=table, partition=partition)
+    for child, _, count in dependents:
+        referenced = session.execute(text(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
+            "AND confrelid = to_regclass(:c)"), {"c": child}).scalar_one()
+        if referenced:
+            raise ConflictError(f"{partition} cannot be archived: {count} row(s) of {child} "
+                                "refer to it, and other tables refer to those")
     expected = session.execute(text(f"SELECT count(*) FROM {_ident(partition)}")).scalar_one()
 
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{table}_{month:%Y-%m}.parquet"
-    partial = final.with_name(final.name + ".part")
+    jobs = [(_ident(partition), "", int(expected), final)]
+    jobs += [(child, where, count, directory / f"{child}_of_{final.name}")
+             for child, where, count in dependents]
+    partials = [path.with_name(path.name + ".part") for *_, path in jobs]
     try:
-        written = _write_parquet(session, partition=partition, path=partial)
-        read_back = pq.ParquetFile(partial).metadata.num_rows
-        if not written == read_back == expected:
-            raise BackupError(f"archive of {partition} holds {read_back} rows, wrote "
-                              f"{written}, the table has {expected}: nothing dropped")
-        os.replace(partial, final)
+        for (relation, where, count, _), partial in zip(jobs, partials, strict=True):
+            written = _write_parquet(session, relation=relation, path=partial, where=where)
+            read_back = pq.ParquetFile(partial).metadata.num_rows
+            if not written == read_back == count:
+                raise BackupError(f"archive of {relation} for {partition} holds {read_back} "
+                                  f"rows, wrote {written}, the table has {count}: "
+                                  "nothing dropped")
+        for (*_, path), partial in zip(jobs, partials, strict=True):
+            os.replace(partial, path)
     finally:
-        partial.unlink(missing_ok=True)
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+
+    archived_children = []
+    for (child, where, count, path) in jobs[1:]:
+        # The append-only guard of the child is lifted for this delete only; one BULK row in
+        # the audit log stands for the rows instead of a copy of each.
+        session.execute(text(f"ALTER TABLE {child} DISABLE TRIGGER USER"))
+        deleted = len(session.execute(text(f"DELETE FROM {child} c {where} RETURNING 1")).all())
+        session.execute(text(f"ALTER TABLE {child} ENABLE TRIGGER USER"))
+        if deleted != count:
+            raise BackupError(f"{child}: {deleted} rows deleted, {count} archived")
+        session.execute(text(
+            "INSERT INTO audit_log (actor, action, table_name, after) "
+            "VALUES ('db:' || current_user, 'BULK', :t, CAST(:after AS jsonb))"),
+            {"t": child, "after": json.dumps({"archived_rows": count, "file": path.name,
+                                              "with": partition})})
+        archived_children.append((child, count, path))
     session.execute(text(f"ALTER TABLE {_ident(table)} DETACH PARTITION {_ident(partition)}"))
     session.execute(text(f"DROP TABLE {_ident(partition)}"))
-    return ArchivedMonth(table, partition, month, int(expected), final)
+    # DETACH and DROP fire no statement trigger: tell the analysis cache the rows are gone.
+    session.execute(text(
+        "UPDATE data_versions SET version = nextval('data_versions_seq'), changed_at = now() "
+        "WHERE table_name = ANY(:names)"),
+        {"names": [table, *(c for c, _, _ in archived_children)]})
+    return ArchivedMonth(table, partition, month, int(expected), final,
+                         tuple(archived_children))
 
 
 def archive_expired(engine: Engine, *, retention_months: int, directory: Path,

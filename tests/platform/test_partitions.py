@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gis.platform import partitions
 from gis.platform.db import make_engine, role_url, transaction
-from gis.platform.errors import BackupError, ConflictError
+from gis.platform.errors import BackupError
 from gis.platform.migrate import alembic_config, upgrade
 from gis.platform.partitions import (
     archive_expired,
@@ -170,27 +170,45 @@ def test_archive_keeps_the_month_when_the_file_does_not_verify(db: Engine, tmp_p
         assert where_rows_are(conn, "case_transitions", ids) == {"case_transitions_202307"}
 
 
-def test_archive_refuses_a_month_that_extensions_still_refer_to(db: Engine,
-                                                                tmp_path: Path) -> None:
+def test_archive_takes_the_extensions_of_the_month_along(db: Engine, tmp_path: Path) -> None:
     with db.begin() as conn:
         case_id = add_case(conn, "PT-EXTEND")
         at = dt.datetime(2022, 9, 5, tzinfo=CITY)
         transition = add_transitions(conn, case_id, [at])[0]
-        conn.execute(text(
-            "INSERT INTO case_extensions (case_id, transition_id, previous_due_at, new_due_at, "
-            "reason) VALUES (:c, :t, :at, :at + interval '2 days', '延期')"),
-            {"c": case_id, "t": transition, "at": at})
+        kept = add_transitions(conn, case_id, [dt.datetime(2026, 3, 5, tzinfo=CITY)])[0]
+        for t, when in ((transition, at), (kept, dt.datetime(2026, 3, 5, tzinfo=CITY))):
+            conn.execute(text(
+                "INSERT INTO case_extensions (case_id, transition_id, previous_due_at, "
+                "new_due_at, reason) VALUES (:c, :t, :at, :at + interval '2 days', '延期')"),
+                {"c": case_id, "t": t, "at": when})
         # The trigger fills the transition's month key, so the insert names only its id.
         assert conn.execute(text("SELECT transition_at FROM case_extensions "
                                  "WHERE transition_id = :t"), {"t": transition}).scalar() == at
+        version = conn.execute(text("SELECT version FROM data_versions "
+                                    "WHERE table_name = 'case_extensions'")).scalar_one()
     with transaction(db) as session:
         ensure_partitions(session, months_ahead=1, today=dt.date(2026, 3, 10))
-    with pytest.raises(ConflictError, match="case_extensions"), transaction(db) as session:
-        archive_month(session, table="case_transitions", month=dt.date(2022, 9, 1),
-                      directory=tmp_path)
+    with transaction(db) as session:
+        done = archive_month(session, table="case_transitions", month=dt.date(2022, 9, 1),
+                             directory=tmp_path)
+    assert [(child, rows) for child, rows, _ in done.dependents] == [("case_extensions", 1)]
+    extensions = pq.read_table(tmp_path / "case_extensions_of_case_transitions_2022-09.parquet")
+    assert extensions.column("transition_id").to_pylist() == [transition]
     with db.connect() as conn:
-        assert where_rows_are(conn, "case_transitions", [transition]) == {
-            "case_transitions_202209"}
+        left = conn.execute(text("SELECT transition_id FROM case_extensions "
+                                 "WHERE case_id = :c"), {"c": case_id}).scalars().all()
+        bulk = conn.execute(text(
+            "SELECT after FROM audit_log WHERE action = 'BULK' "
+            "AND table_name = 'case_extensions' ORDER BY id DESC LIMIT 1")).scalar_one()
+        moved = conn.execute(text("SELECT version FROM data_versions "
+                                  "WHERE table_name = 'case_extensions'")).scalar_one()
+        guards = set(conn.execute(text(
+            "SELECT tgenabled FROM pg_trigger WHERE NOT tgisinternal "
+            "AND tgrelid = 'case_extensions'::regclass")).scalars())
+    assert left == [kept]  # the other month's extension stays
+    assert bulk == {"archived_rows": 1, "with": "case_transitions_202209",
+                    "file": "case_extensions_of_case_transitions_2022-09.parquet"}
+    assert moved > version and guards == {"O"}
 
 
 def test_audit_log_stays_insert_only_for_the_app_on_a_new_partition(db: Engine,
@@ -332,9 +350,6 @@ def test_cli_ensure_list_archive(db: Engine, tmp_path: Path, monkeypatch) -> Non
     nothing = runner.invoke(app, ["db", "partitions", "archive", "--retention-months", "1200",
                                   "--dir", str(tmp_path)])
     assert nothing.exit_code == 0 and "no month is past the retention" in nothing.output
-    with db.begin() as conn:  # the refused month of another test is not this test's concern
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-        conn.execute(text("DELETE FROM case_extensions"))
     archived = runner.invoke(app, ["db", "partitions", "archive", "--retention-months", "48",
                                    "--dir", str(tmp_path)])
     assert archived.exit_code == 0, archived.output
