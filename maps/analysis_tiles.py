@@ -66,6 +66,7 @@ class TiledResultLayer:
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     show: bool = True
     legend: str = ""  # legend HTML (built escaped here), shown while the layer is on
+    detail_zoom: int = 0  # map zoom from which popups have every field
 
     def config(self) -> dict[str, Any]:
         """The JSON the page script reads."""
@@ -73,6 +74,7 @@ class TiledResultLayer:
                 "color": self.color, "colorBy": self.color_by, "colors": dict(self.colors),
                 "fields": [list(f) for f in self.fields],
                 "values": {k: dict(v) for k, v in self.values.items()}, "show": self.show,
+                "detailZoom": self.detail_zoom,
                 "heat": [list(c) for c in HEAT_CLASSES]}
 
 
@@ -173,10 +175,11 @@ def coverage_layers(cells: gpd.GeoDataFrame, *, urls: Mapping[str, str],
     if review:
         items.append(("#ffffff", f"虚线框：待核查 {review:,} 个（不可达或绕行超 3 倍）"))
     legend = legend_html(f"工作站覆盖 (阈值 {threshold_m:g} 米)", items)
+    # Tiles of map zoom < 15 (tile zoom 14 at 512 px) carry only codes and flags.
     return [TiledResultLayer("gaps", "服务盲区", urls["gaps"], "polygon", "#de2d26",
-                             fields=fields, values=values, legend=legend),
+                             fields=fields, values=values, legend=legend, detail_zoom=15),
             TiledResultLayer("covered", "已覆盖网格", urls["covered"], "polygon", "#31a354",
-                             fields=fields, values=values)]
+                             fields=fields, values=values, detail_zoom=15)]
 
 
 def station_markers(stations: gpd.GeoDataFrame) -> folium.FeatureGroup:

@@ -53,6 +53,9 @@ TileLayers = Mapping[str, FrameLayer | PointBins]
 
 COVERAGE_COLUMNS = ("grid_code", "distance_m", "network_m", "straight_m", "snap_m",
                     "station_name", "method", "covered", "review", "review_reason")
+# Below this tile zoom a grid carries only its code and flags (the page says to zoom in).
+COVERAGE_BRIEF = ("grid_code", "covered", "review")
+COVERAGE_DETAIL_ZOOM = 14
 DARK_COLUMNS = ("road_name", "street_class", "dark_m", "max_distance_m", "gap_m", "grid_code")
 HOTSPOT_COLUMNS = ("cell", "cases", "repeats", "weight", "z", "p_sim", "p_fdr", "label",
                    "hot_class")
@@ -93,7 +96,8 @@ def coverage_tile(request: Request, part: Annotated[Literal["gaps", "covered"], 
     def build() -> TileLayers:
         cells = _coverage(request, session, settings, params, bbox.bounds()).value.cells
         part_cells = cells[cells["covered"] == (part == "covered")]
-        return {part: FrameLayer.of(_rounded(part_cells), COVERAGE_COLUMNS)}
+        return {part: FrameLayer.of(_rounded(part_cells), COVERAGE_COLUMNS,
+                                    brief=COVERAGE_BRIEF, detail_zoom=COVERAGE_DETAIL_ZOOM)}
 
     return _serve(request, session, user, analysis="coverage", tile=tile, clock=False,
                   key=(part, params.threshold_m, params.method, bbox.bbox), build=build)

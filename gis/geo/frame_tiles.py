@@ -55,17 +55,25 @@ class FrameLayer:
     geoms: np.ndarray
     tree: STRtree
     properties: list[dict[str, Any]]
+    brief: tuple[str, ...] | None = None  # the only properties kept below detail_zoom
+    detail_zoom: int = 0
 
     @classmethod
-    def of(cls, gdf: gpd.GeoDataFrame, columns: Sequence[str]) -> FrameLayer:
-        """The frame's `columns` as properties, geometries projected to EPSG:3857."""
+    def of(cls, gdf: gpd.GeoDataFrame, columns: Sequence[str], *,
+           brief: Sequence[str] | None = None, detail_zoom: int = 0) -> FrameLayer:
+        """The frame's `columns` as properties, geometries projected to EPSG:3857.
+
+        Below `detail_zoom` a feature carries only its `brief` properties: thousands of
+        small features' distances and names would be most of a low-zoom tile's bytes.
+        """
         web = gdf.to_crs(3857) if gdf.crs is not None and len(gdf) else gdf
         geoms = np.asarray(web.geometry.values, dtype=object)
         present = [c for c in columns if c in gdf.columns]
         frame = pd.DataFrame(gdf[present]) if present else pd.DataFrame(index=gdf.index)
         props = [{str(k): p for k, v in row.items() if (p := _plain(v)) is not None}
                  for row in frame.to_dict("records")]
-        return cls(geoms, STRtree(geoms), props)
+        return cls(geoms, STRtree(geoms), props, tuple(brief) if brief is not None else None,
+                   detail_zoom)
 
     def features(self, tile: TileKey) -> list[dict[str, Any]]:
         """The features touching `tile` (with its buffer), clipped and simplified."""
@@ -82,7 +90,9 @@ class FrameLayer:
         simple = shapely.simplify(clipped, unit, preserve_topology=True)
         points = shapely.get_type_id(shapes) == 0
         out = np.where(points, shapes, simple)
-        return [{"geometry": g, "properties": self.properties[i]}
+        keep = self.brief if self.brief is not None and tile.z < self.detail_zoom else None
+        return [{"geometry": g, "properties": self.properties[i] if keep is None else
+                 {k: v for k, v in self.properties[i].items() if k in keep}}
                 for g, i in zip(out, hits, strict=True) if g is not None and not g.is_empty]
 
 

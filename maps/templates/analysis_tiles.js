@@ -50,12 +50,19 @@ function popupHtml(spec, props) {
     if (v === true) { v = "是"; } else if (v === false) { v = "否"; }
     html += "<tr><th>" + esc(f[1]) + "</th><td>" + esc(v) + "</td></tr>";
   });
-  return html + "</table>";
+  html += "</table>";
+  if (spec.detailZoom && map.getZoom() < spec.detailZoom) {
+    html += '<div class="cg-hint">放大到 ' + esc(spec.detailZoom) + " 级查看详细数据</div>";
+  }
+  return html;
 }
 
+// 512 px tiles: the tile at (x, y) of map zoom z covers the 256 px tile (x, y) of zoom z - 1,
+// so that is the one fetched: a quarter of the requests, the same detail on screen.
 var Counted = L.VectorGrid.Protobuf.extend({
   _getVectorTilePromise: function (coords, tileBounds) {
-    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, coords, tileBounds)
+    var up = {x: coords.x, y: coords.y, z: coords.z - 1};
+    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, up, tileBounds)
       .then(function (json) { tilesLoaded += 1; return json; });
   }
 });
@@ -64,7 +71,8 @@ LAYERS.forEach(function (spec) {
   var styles = {};
   styles[spec.part] = styleFor(spec);
   var layer = new Counted(spec.url, {
-    fetchOptions: {credentials: "same-origin"}, maxNativeZoom: 20, maxZoom: 20,
+    fetchOptions: {credentials: "same-origin"}, tileSize: 512, minZoom: 1,
+    maxNativeZoom: 20, maxZoom: 20,
     interactive: true, rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles
   });
   layer.on("click", function (e) {
@@ -84,5 +92,9 @@ function syncLegends() {
 }
 map.on("layeradd layerremove", syncLegends);
 syncLegends();
+// On a phone the method box starts folded: open, it would cover most of the map.
+if (window.innerWidth < 700) {
+  document.querySelectorAll(".cg-about[open]").forEach(function (d) { d.removeAttribute("open"); });
+}
 window.cgAnalysis = {map: map, layers: byPart, tiles: function () { return tilesLoaded; }};
 return byPart;
