@@ -95,6 +95,9 @@ class CitySettings(BaseSettings):
     # Division-code prefix of what the deployment serves (CITYGRID_CITY_CODE): 4 digits for a
     # whole city (3701 = 济南市, every district loaded is in the city), 6 for one district.
     code: str = Field(default="3701", pattern=r"^\d{4}(\d{2})?$")
+    # The districts loaded (CITYGRID_CITY_DISTRICTS, JSON list): an address in another district
+    # of the city is refused as elsewhere; empty = every district under `code`.
+    districts: tuple[str, ...] = ("370102", "370103", "370105")
     # CGCS2000 / 3-degree Gauss-Kruger CM 117E: Jinan lies on the central meridian, so
     # lengths and areas in this CRS are true to a few parts per million.
     metric_epsg: int = 4548
@@ -125,11 +128,14 @@ class CitySettings(BaseSettings):
         # Deployments configured before the whole city keep serving their one district.
         if "district_code" in self.model_fields_set and "code" not in self.model_fields_set:
             self.code = self.district_code
+            if "districts" not in self.model_fields_set:
+                self.districts = (self.district_code,)
         return self
 
     def serves(self, division_code: str) -> bool:
         """Whether a district (6-digit division code) lies in what this deployment serves."""
-        return division_code.startswith(self.code)
+        return division_code.startswith(self.code) and (
+            not self.districts or division_code in self.districts)
 
 
 class ApiSettings(BaseSettings):

@@ -134,3 +134,5 @@ def test_old_single_district_setting_still_refuses_the_neighbours() -> None:
     every = CitySettings()
     assert one.code == "370102" and not one.serves("370103")
     assert every.code == "3701" and every.serves("370103") and every.serves("370105")
+    assert not every.serves("370112")  # 历城区 is in 济南市 but not loaded: elsewhere
+    assert CitySettings(districts=()).serves("370112")  # empty list: all of 3701
