@@ -34,11 +34,10 @@ def index_for(conn: Connection, city: CitySettings) -> RoutingIndex:
 
 def _text(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """values[rows] as objects, NaN where rows is -1 (what the SQL path's CSV gives)."""
-    out = np.full(len(rows), np.nan, dtype=object)
-    ok = rows >= 0
-    picked = values[rows[ok]]
-    out[ok] = np.where(pd.isna(picked), np.nan, picked)
-    return out
+    # Missing values become NaN once per value, not once per routed row, and a NaN appended
+    # at the end is what row -1 picks: one take instead of three passes over a million rows.
+    clean = np.where(pd.isna(values), np.nan, values).astype(object)
+    return np.append(clean, np.array([np.nan], dtype=object))[rows]
 
 
 def _linked(conn: Connection, prepared: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
