@@ -155,9 +155,8 @@ class RoutingIndex:
         edges = self.grid.edges
         near = edges.bbox_gap(x[pt], y[pt], poly) <= reach_deg
         pt, poly = pt[near], poly[near]
-        near = edges.planar(x[pt], y[pt], poly) <= reach_deg
+        near, dist = edges.near_geography(x[pt], y[pt], poly, reach_deg, self.snap_factor)
         pt, poly = pt[near], poly[near]
-        dist = edges.geography(x[pt], y[pt], poly, self.snap_factor)
         order = np.lexsort((poly, dist, pt))
         pick = order[np.r_[True, pt[order][1:] != pt[order][:-1]]] if len(pt) else order
         other[pt[pick]], metres[pt[pick]] = poly[pick], dist[pick]

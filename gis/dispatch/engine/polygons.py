@@ -110,7 +110,36 @@ class Polygons:
         inside, boundary = self._winding(x, y, edge, pair, len(poly))
         planar = geodesy.planar_seg_dist(x, y, self.ax[edge], self.ay[edge], self.bx[edge],
                                          self.by[edge])
-        keep = planar <= np.minimum.reduceat(planar, starts)[pair] * factor + 1e-15
+        return self._metres(pair, edge, x, y, planar, np.minimum.reduceat(planar, starts),
+                            inside | boundary, factor)
+
+    def near_geography(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray, reach: float,
+                       factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """(pairs with planar() <= reach, their geography()): both from one set of edge rows.
+
+        The same numbers as planar() then geography() on the near pairs, without expanding,
+        winding and measuring the near pairs' edges a second time.
+        """
+        if len(poly) == 0:
+            return np.zeros(0, dtype=bool), np.zeros(0)
+        pair, edge, starts = self._expand(poly)
+        x, y = px[pair], py[pair]
+        planar = geodesy.planar_seg_dist(x, y, self.ax[edge], self.ay[edge], self.bx[edge],
+                                         self.by[edge])
+        best = np.minimum.reduceat(planar, starts)
+        inside, boundary = self._winding(x, y, edge, pair, len(poly))
+        hit = inside | boundary
+        near = np.where(hit, 0.0, best) <= reach
+        rows = near[pair]  # edge rows of near pairs, in order; pairs renumbered 0..m-1
+        renumber = np.cumsum(near) - 1
+        return near, self._metres(renumber[pair[rows]], edge[rows], x[rows], y[rows],
+                                  planar[rows], best[near], hit[near], factor)
+
+    def _metres(self, pair: np.ndarray, edge: np.ndarray, x: np.ndarray, y: np.ndarray,
+                planar: np.ndarray, best: np.ndarray, hit: np.ndarray,
+                factor: float) -> np.ndarray:
+        """geography() from each edge row's planar distance and each pair's nearest one."""
+        keep = planar <= best[pair] * factor + 1e-15
         pair, edge, x, y = pair[keep], edge[keep], x[keep], y[keep]
         plon, plat = geodesy.rad(x), geodesy.rad(y)
         sphere, nlon, nlat = geodesy.edge_nearest(
@@ -118,9 +147,11 @@ class Polygons:
             geodesy.rad(self.bx[edge]), geodesy.rad(self.by[edge]))
         # The first edge with the smallest sphere distance gives the nearest point.
         order = np.lexsort((np.arange(len(pair)), sphere, pair))
+        if len(pair) == 0:
+            return np.zeros(0)
         pick = order[np.r_[0, np.flatnonzero(pair[order][1:] != pair[order][:-1]) + 1]]
         metres = geodesy.geodesic_m(plon[pick], plat[pick], nlon[pick], nlat[pick])
-        return np.where(inside | boundary, 0.0, metres)
+        return np.where(hit, 0.0, metres)
 
     def bbox_gap(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
         """Planar distance from point i to the bounding box of poly[i] (a lower bound)."""
