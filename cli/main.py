@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from cli.analyse import analyse_app
 from cli.demo import demo_app
 from cli.dispatch import dispatch_app, route_file
+from cli.history import history_app
 from cli.partitions import partitions_app
 from cli.replicas import replica_app
 from cli.transfer import export_layer, import_layer
@@ -36,6 +37,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(zones_app, name="zones")
 app.add_typer(analyse_app, name="analyse")
+app.add_typer(history_app, name="history")
 app.add_typer(user_app, name="user")
 app.command("import")(import_layer)
 app.command("export")(export_layer)
