@@ -33,7 +33,6 @@ from api.routes.analysis import (
 from api.routes.hotspots import HotspotDep, HotspotParams, _key, _run
 from api.routes.tiles import (
     DATA_CACHE,
-    DATA_TTL_S,
     MVT_MEDIA_TYPE,
     Column,
     Row,
@@ -53,14 +52,15 @@ TileLayers = Mapping[str, FrameLayer | PointBins]
 
 COVERAGE_COLUMNS = ("grid_code", "distance_m", "network_m", "straight_m", "snap_m",
                     "station_name", "method", "covered", "review", "review_reason")
-# Below this tile zoom a grid carries only its code and flags (the page says to zoom in).
-COVERAGE_BRIEF = ("grid_code", "covered", "review")
+# Below this tile zoom grids are merged by their flags (the page says to zoom in for one).
+COVERAGE_BRIEF = ("covered", "review")
 COVERAGE_DETAIL_ZOOM = 14
 DARK_COLUMNS = ("road_name", "street_class", "dark_m", "max_distance_m", "gap_m", "grid_code")
 HOTSPOT_COLUMNS = ("cell", "cases", "repeats", "weight", "z", "p_sim", "p_fdr", "label",
                    "hot_class")
 RISK_COLUMNS = ("code", "class_name", "state", "owner", "hours", "open_case_no", "risk")
 
+RESULT_TILE_TTL_S = 3600.0
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {MVT_MEDIA_TYPE: {}}}, 304: {"description": "unchanged"},
     404: {"description": "no such tile"}}
@@ -78,8 +78,9 @@ def _serve(request: Request, session: Session, user: StaffDep, *, analysis: str,
     # The index is cached like the result it is cut from (same versions, scope, clock).
     index = cached(request, session, analysis, ("tiles", key), build, clock=clock)
     scope = _scope(user)
+    # The key names the result (computed_at): a tile stays right as long as its result does.
     body = _cached(request, (scope, "analysis", analysis, key, index.computed_at,
-                             tile.z, tile.x, tile.y), DATA_TTL_S,
+                             tile.z, tile.x, tile.y), RESULT_TILE_TTL_S,
                    lambda: encode_tile(tile, index.value))
     return _tile_response(request, body, scope=f"{scope}:{index.computed_at.isoformat()}",
                           cache=DATA_CACHE)
@@ -97,7 +98,8 @@ def coverage_tile(request: Request, part: Annotated[Literal["gaps", "covered"], 
         cells = _coverage(request, session, settings, params, bbox.bounds()).value.cells
         part_cells = cells[cells["covered"] == (part == "covered")]
         return {part: FrameLayer.of(_rounded(part_cells), COVERAGE_COLUMNS,
-                                    brief=COVERAGE_BRIEF, detail_zoom=COVERAGE_DETAIL_ZOOM)}
+                                    brief=COVERAGE_BRIEF, detail_zoom=COVERAGE_DETAIL_ZOOM,
+                                    dissolve=True)}
 
     return _serve(request, session, user, analysis="coverage", tile=tile, clock=False,
                   key=(part, params.threshold_m, params.method, bbox.bbox), build=build)
