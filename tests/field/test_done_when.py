@@ -42,6 +42,8 @@ pytestmark = pytest.mark.browser
 POINT = (117.0315, 36.6605)  # grid A04 of the constructed city, owned by NEW_OWNER
 PHONE = "13912345678"
 PHONE_SIZE = {"width": 390, "height": 844}
+# Waits are generous: the machine running the suite may be busy with other work.
+SLOW_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,7 @@ def another_page(first: OfflinePage, **options: Any) -> OfflinePage:
     context = first.page.context.browser.new_context(  # type: ignore[union-attr]
         viewport=PHONE_SIZE, locale="zh-CN", **options)
     page = context.new_page()
+    page.set_default_timeout(SLOW_MS)
     result = OfflinePage(page)
 
     def route(r: Any) -> None:
@@ -110,6 +113,7 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
                 base_url=base, headers=desk_headers, timeout=60) as centre:
             # 1. A resident's 随手拍 with a photo: a routed case with a tracking page.
             page = resident.page
+            page.set_default_timeout(SLOW_MS)
             page.goto(f"{base}/public/report")
             page.set_input_files("#rr-file", str(photo))
             page.wait_for_selector("#rr-preview", state="visible")
@@ -119,7 +123,7 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
                                    ".indexOf('我的位置') >= 0")
             page.fill("#rr-contact", PHONE)
             page.click("#rr-submit")
-            page.wait_for_url(re.compile(r".*/public/report/[A-Za-z0-9_-]+$"), timeout=30_000)
+            page.wait_for_url(re.compile(r".*/public/report/[A-Za-z0-9_-]+$"), timeout=SLOW_MS)
             case_no = page.locator("#rr-case-no").inner_text().strip()
             no_scroll(page)
             with engine.connect() as conn:
@@ -147,22 +151,22 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
             task.wait_for()
             no_scroll(wp)
             wp.context.set_offline(True)
-            expect(wp.locator("#net")).to_have_text("离线")
+            expect(wp.locator("#net")).to_have_text("离线", timeout=SLOW_MS)
             task.locator("textarea[name=note]").fill("已清理占道摊点")
             task.locator("input[name=photos]").set_input_files(
                 files=[{"name": "after.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
             pressed = dt.datetime.now(dt.UTC)
             task.locator("button[type=submit]").click()
-            expect(wp.locator("#queue-count")).to_have_text("2")
+            expect(wp.locator("#queue-count")).to_have_text("2", timeout=SLOW_MS)
             time.sleep(1.5)
             online = dt.datetime.now(dt.UTC)
             wp.context.set_offline(False)
-            expect(wp.locator("#queue-count")).to_have_text("0", timeout=30_000)
+            expect(wp.locator("#queue-count")).to_have_text("0", timeout=SLOW_MS)
 
             # 4. The desk hears of it live, without a reload.
             desk.page.wait_for_function(
                 f"() => {{ var e = window.cgDispatch.live.last; return e && e.case_id === "
-                f"{case_id} && e.action === 'handle'; }}", timeout=30_000)
+                f"{case_id} && e.action === 'handle'; }}", timeout=SLOW_MS)
             assert desk.page.evaluate(
                 "() => performance.getEntriesByType('navigation').length") == loads
             with engine.connect() as conn:
@@ -177,27 +181,27 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
 
             # 5. The worker reports back; a supervisor verifies on site with a photo.
             task = wp.locator(f".task[data-case-id='{case_id}']")
-            task.locator(".cat", has_text="待反馈").wait_for(timeout=30_000)
+            task.locator(".cat", has_text="待反馈").wait_for(timeout=SLOW_MS)
             task.locator("textarea[name=note]").fill("已处置，请核查")
             task.locator("button[type=submit]").click()
-            expect(wp.locator("#queue-count")).to_have_text("0", timeout=30_000)
+            expect(wp.locator("#queue-count")).to_have_text("0", timeout=SLOW_MS)
             expect(wp.locator(f".task[data-case-id='{case_id}']")).to_have_count(
-                0, timeout=30_000)  # reported back: no longer the worker's task
+                0, timeout=SLOW_MS)  # reported back: no longer the worker's task
             supervisor = another_page(resident)
             sp = supervisor.page
             sign_in(sp, base, supervisor_name)
             check = sp.locator(f".task[data-case-id='{case_id}']")
-            check.wait_for(timeout=30_000)
+            check.wait_for(timeout=SLOW_MS)
             assert "提交核查" in check.locator("button[type=submit]").inner_text()
             check.locator("textarea[name=note]").fill("现场核查：已恢复")
             check.locator("input[name=photos]").set_input_files(files=[{
                 "name": "check.jpg", "mimeType": "image/jpeg", "buffer": jpeg((9, 9, 9))}])
             check.locator("button[type=submit]").click()
-            expect(sp.locator("#queue-count")).to_have_text("0", timeout=30_000)
+            expect(sp.locator("#queue-count")).to_have_text("0", timeout=SLOW_MS)
             no_scroll(sp)
             desk.page.wait_for_function(
                 f"() => {{ var e = window.cgDispatch.live.last; return e && e.case_id === "
-                f"{case_id} && e.action === 'verify'; }}", timeout=30_000)
+                f"{case_id} && e.action === 'verify'; }}", timeout=SLOW_MS)
 
             # 6. The centre reads the verification, then closes the case.
             checks = centre.get(f"/field/cases/{case_id}/verifications").json()
