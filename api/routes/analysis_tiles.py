@@ -11,6 +11,7 @@ encoded tiles are kept per process like the staff tiles (api.routes.tiles).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Annotated, Literal
 
@@ -72,12 +73,25 @@ def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].round(2) for c in floats}) if floats else frame
 
 
+_LOCKS_GUARD = threading.Lock()
+_BUILD_LOCKS: dict[Hashable, threading.Lock] = {}
+
+
+def _build_lock(key: Hashable) -> threading.Lock:
+    with _LOCKS_GUARD:
+        if len(_BUILD_LOCKS) > 1024:  # parameters vary freely: forget old ones
+            _BUILD_LOCKS.clear()
+        return _BUILD_LOCKS.setdefault(key, threading.Lock())
+
+
 def _serve(request: Request, session: Session, user: StaffDep, *, analysis: str,
            key: Hashable, tile: TileKey, clock: bool,
            build: Callable[[], TileLayers]) -> Response:
-    # The index is cached like the result it is cut from (same versions, scope, clock).
-    index = cached(request, session, analysis, ("tiles", key), build, clock=clock)
     scope = _scope(user)
+    # The index is cached like the result it is cut from (same versions, scope, clock). One
+    # build per result: a page's first tiles arrive together, and each would build it again.
+    with _build_lock((analysis, key, scope)):
+        index = cached(request, session, analysis, ("tiles", key), build, clock=clock)
     # The key names the result (computed_at): a tile stays right as long as its result does.
     body = _cached(request, (scope, "analysis", analysis, key, index.computed_at,
                              tile.z, tile.x, tile.y), RESULT_TILE_TTL_S,
