@@ -61,9 +61,18 @@ function popupHtml(spec, props) {
 // so that is the one fetched: a quarter of the requests, the same detail on screen.
 var Counted = L.VectorGrid.Protobuf.extend({
   _getVectorTilePromise: function (coords, tileBounds) {
+    var self = this;
     var up = {x: coords.x, y: coords.y, z: coords.z - 1};
     return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, up, tileBounds)
-      .then(function (json) { tilesLoaded += 1; return json; });
+      .then(function (json) {
+        tilesLoaded += 1;
+        // The loaded features' properties, for openAll() (tests show every popup).
+        var layer = json.layers[self.options.part];
+        self._loaded = self._loaded || {};
+        self._loaded[self._tileCoordsToKey(coords)] = layer ? layer.features.map(
+          function (f) { return f.properties; }) : [];
+        return json;
+      });
   }
 });
 
@@ -71,7 +80,7 @@ LAYERS.forEach(function (spec) {
   var styles = {};
   styles[spec.part] = styleFor(spec);
   var layer = new Counted(spec.url, {
-    fetchOptions: {credentials: "same-origin"}, tileSize: 512, minZoom: 1,
+    part: spec.part, fetchOptions: {credentials: "same-origin"}, tileSize: 512, minZoom: 1,
     maxNativeZoom: 20, maxZoom: 20,
     interactive: true, rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles
   });
@@ -96,5 +105,24 @@ syncLegends();
 if (window.innerWidth < 700) {
   document.querySelectorAll(".cg-about[open]").forEach(function (d) { d.removeAttribute("open"); });
 }
-window.cgAnalysis = {map: map, layers: byPart, tiles: function () { return tilesLoaded; }};
+// Open the popup of every loaded feature of the layers on the map, one after the other, and
+// return their texts: how the tests check what a popup shows (a click needs a known pixel).
+function openAll() {
+  var texts = [];
+  LAYERS.forEach(function (spec) {
+    var layer = byPart[spec.part];
+    if (!map.hasLayer(layer)) { return; }
+    Object.keys(layer._loaded || {}).forEach(function (key) {
+      layer._loaded[key].forEach(function (props) {
+        var popup = L.popup().setLatLng(map.getCenter()).setContent(popupHtml(spec, props));
+        popup.openOn(map);
+        texts.push(popup.getElement().innerText);
+        map.closePopup(popup);
+      });
+    });
+  });
+  return texts;
+}
+window.cgAnalysis = {map: map, layers: byPart, openAll: openAll,
+                     tiles: function () { return tilesLoaded; }};
 return byPart;

@@ -463,8 +463,14 @@ def test_public_map_popups_and_nearest_list(visit) -> None:
 def test_analysis_maps_tooltips(visit, path: str, tags: tuple[str, ...]) -> None:
     v = visit(path, wait=MAP_READY)
     opened = open_everything(v)
+    # The results are drawn from tiles: every loaded feature's popup is opened in turn.
+    v.page.wait_for_function("() => window.cgAnalysis && cgAnalysis.tiles() >= 1",
+                             timeout=60_000)
+    v.page.wait_for_load_state("networkidle", timeout=60_000)
+    popups = v.page.evaluate("cgAnalysis.openAll()")
+    v.shown.extend(popups)
     v.check(path, payload_shown=bool(tags))
-    assert opened["layers"] > 0, opened
+    assert opened["layers"] + len(popups) > 0, opened
     texts = "\n".join(v.shown)
     for tag in tags:
         assert f"{tag} {VISIBLE}" in texts, f"{tag} not shown as text on {path}"
