@@ -81,8 +81,10 @@ def _cached(request: Request, key: tuple[object, ...], ttl: float,
 
 
 def _scope(user: User) -> str:
-    # Two grid owners get different tiles for the same address: keep their ETags apart.
-    return f"owner:{user.owner_name}" if user.is_grid_owner else "staff"
+    # Two grid owners get different tiles for the same address: keep their ETags apart. So do
+    # staff of two district sub-centres (row-level security on cases by district).
+    scope = f"owner:{user.owner_name}" if user.is_grid_owner else "staff"
+    return f"{scope}:district:{user.district_code}" if user.district_code else scope
 
 
 @router.get("/tiles/basemap/{z}/{x}/{y}.pbf", summary="底图矢量瓦片 (offline base map MVT)",
