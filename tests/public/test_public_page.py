@@ -117,7 +117,8 @@ def test_page_serves_public_data_only(base_url: str) -> None:
     assert '<html lang="zh-CN">' in html and 'name="viewport"' in html
     data = _data(html)
     assert set(data) == {"facilities", "stations", "zones", "districts"}
-    assert len(data["facilities"]) == 300 and len(data["stations"]) == 139
+    # 历下区's 300 facilities; stations of all three demo districts (139 + 市中区 + 天桥区).
+    assert len(data["facilities"]) == 300 and len(data["stations"]) == 632
     assert {tuple(sorted(z)) for z in data["zones"]} == {tuple(sorted(
         ["id", "name", "zone_type", "zone_type_zh", "schedule_zh", "time_slots", "seasons",
          "capacity", "operator", "open_now", "lon", "lat", "geometry"]))}
