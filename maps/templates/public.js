@@ -285,5 +285,6 @@ window.cgPublic = {
     });
   },
   lookup: lookup,
-  cluster: cluster
+  cluster: cluster,
+  map: map
 };
