@@ -181,17 +181,22 @@ async def case_events(
     heartbeat: Annotated[float, Query(ge=1, le=60, description="seconds between heartbeat "
                                       "comments that keep proxies from closing the stream")] = 15,
 ) -> StreamingResponse:
-    """Server-sent events of committed case changes; a grid owner hears only their grids."""
+    """Server-sent events of committed case changes; grid owners and districts hear only theirs."""
     grids = owned_grids(session, user.owner_name or "") if user.is_grid_owner else None
     # The stream may stay open for hours: give the request's connection back now.
     session.close()
     hub = case_event_hub(request.app)
 
+    # A district sub-centre hears its own district only, as RLS lets it read (migration 0028).
+    district = (user.district_code or "").strip()
+
     def visible(event: dict[str, Any]) -> bool:
-        if grids is None or event.get("action") in ("bulk", "resync"):
+        if event.get("action") in ("bulk", "resync"):
             return True
-        code = event.get("grid_code")
-        return code is not None and str(code).strip() in grids
+        code = str(event.get("grid_code") or "").strip()
+        if district and not code.startswith(district):
+            return False
+        return grids is None or code in grids
 
     async def stream() -> AsyncIterator[str]:
         async with hub.subscribe() as queue:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from api.live_events import events_iterator
 from tests.dispatch.test_workflow import GRID_EAST, GRID_WEST
@@ -146,3 +147,25 @@ def test_a_grid_owner_hears_only_their_own_grids(base_url, field_engine):
 def test_events_need_a_signed_in_user(base_url):
     with httpx.Client(base_url=base_url, timeout=10) as anonymous:
         assert anonymous.get("/events/cases").status_code == 401
+
+
+def test_a_district_sub_centre_hears_only_its_district(base_url, field_engine):
+    # A second district of the constructed city, with no grids of its own.
+    with field_engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO districts (code, name, source, simulated, geom) "
+            "SELECT '379902', '测试邻区', source, true, geom FROM districts "
+            "WHERE code = '379901' ON CONFLICT (code) DO NOTHING"))
+    dispatcher = headers_for(field_engine, "dispatcher")
+    own = Stream(base_url, headers_for(field_engine, "dispatcher", district_code="379901"))
+    neighbour = Stream(base_url, headers_for(field_engine, "dispatcher",
+                                             district_code="379902"))
+    try:
+        with httpx.Client(base_url=base_url, headers=dispatcher, timeout=30) as desk:
+            case = desk.post("/cases", json=complaint(WEST)).json()
+            own.next_for(case["id"], "collect", timeout=5)
+            with pytest.raises(AssertionError):
+                neighbour.next_for(case["id"], "collect", timeout=1.0)
+    finally:
+        own.close()
+        neighbour.close()
