@@ -220,8 +220,12 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
             no_scroll(page)
             pages = (resident, desk, worker, supervisor)
             external = [u for p in pages for u in p.external]
-            errors = [e for p in pages for e in p.errors
-                      if "net::ERR_INTERNET_DISCONNECTED" not in e and "Failed to fetch" not in e]
+            # Offline and retry noise: the service worker answers 503 while offline, and a
+            # queued write retried while its first try is still being stored gets 409 (its key
+            # in progress) before its replay; arriving once is asserted above.
+            noise = ("net::ERR_INTERNET_DISCONNECTED", "Failed to fetch",
+                     "status of 503", "status of 409")
+            errors = [e for p in pages for e in p.errors if not any(n in e for n in noise)]
         assert external == [] and errors == []
     finally:
         engine.dispose()
