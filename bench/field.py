@@ -60,12 +60,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from load import _free_port, wait_for_health  # noqa: E402
+from media import photo_costs_ms  # noqa: E402
 
 from gis.access import auth  # noqa: E402
 from gis.dispatch.cases import create_case, transition  # noqa: E402
-from gis.media.images import decode, derived_copies  # noqa: E402
 from gis.platform.db import make_engine, transaction  # noqa: E402
-from gis.platform.settings import MediaSettings, Settings  # noqa: E402
+from gis.platform.settings import Settings  # noqa: E402
 from tests.field.conftest import EAST_POINT, OWNER_WEST, WEST_POINT, seed  # noqa: E402
 from tests.support.databases import seeded_database  # noqa: E402
 from tests.support.photos import EXIF_IFD, GPS_IFD, _dms  # noqa: E402
@@ -339,13 +339,7 @@ def main(workers: int = typer.Option(200, help="simulated grid workers (one case
     taken = dt.datetime.now(ZoneInfo("Asia/Shanghai")) - dt.timedelta(minutes=30)
     bases = [camera_photo(k, taken) for k in range(distinct)]
     sizes = [len(b) / 1e6 for b in bases]
-    limits = MediaSettings()
-    costs = []
-    for photo in bases:
-        start = time.perf_counter()
-        decoded = decode(photo, max_pixels=limits.max_pixels, draft_px=limits.public_px)
-        derived_copies(decoded.image, public_px=limits.public_px, thumb_px=limits.thumb_px)
-        costs.append((time.perf_counter() - start) * 1000)
+    costs = photo_costs_ms(bases)
     media_dir = tempfile.mkdtemp(prefix="citygrid-bench-field-")
     figures: dict[str, Any] = {
         "baseline": BASELINE, "cpus": os.cpu_count(), "load_avg_at_start":

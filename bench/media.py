@@ -54,6 +54,18 @@ POINT = (117.0315, 36.6605)
 app = typer.Typer(add_completion=False)
 
 
+
+def photo_costs_ms(photos: list[bytes]) -> list[float]:
+    """In-process cost of each photo, ms: decode, thumbnail, EXIF-free public copy."""
+    limits = MediaSettings()
+    costs = []
+    for photo in photos:
+        start = time.perf_counter()
+        decoded = decode(photo, max_pixels=limits.max_pixels, draft_px=limits.public_px)
+        derived_copies(decoded.image, public_px=limits.public_px, thumb_px=limits.thumb_px)
+        costs.append((time.perf_counter() - start) * 1000)
+    return costs
+
 def camera_photo(seed: int) -> bytes:
     """A 2-4 MB JPEG: smooth gradients plus sensor-like noise, like a phone photo."""
     rng = np.random.default_rng(seed)
@@ -110,14 +122,8 @@ def main(workers: int = typer.Option(200, help="simulated grid workers (one case
         print(f"photos: {distinct} base pictures of {min(sizes):.1f}-{max(sizes):.1f} MB, "
               f"{workers} workers x {photos} = {workers * photos} uploads, {clients} in flight")
 
-        # In-process cost of one photo: decode, thumbnail, EXIF-free public copy.
         limits = MediaSettings()
-        costs = []
-        for photo in bases:
-            start = time.perf_counter()
-            decoded = decode(photo, max_pixels=limits.max_pixels, draft_px=limits.public_px)
-            derived_copies(decoded.image, public_px=limits.public_px, thumb_px=limits.thumb_px)
-            costs.append((time.perf_counter() - start) * 1000)
+        costs = photo_costs_ms(bases)
 
         port = _free_port()
         env = {**os.environ, "CITYGRID_DATABASE_URL": url.render_as_string(hide_password=False),

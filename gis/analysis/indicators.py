@@ -207,6 +207,16 @@ ORDER BY 1 NULLS LAST
 """
 
 
+def check_period(start: dt.datetime, end: dt.datetime, as_of: dt.datetime | None) -> None:
+    """Refuse naive datetimes and an empty or reversed period (InvalidInputError)."""
+    for moment in (start, end, as_of):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidInputError(f"datetime {moment.isoformat()} needs a timezone")
+    if not start < end:
+        raise InvalidInputError(f"period start {start.isoformat()} is not before end "
+                                f"{end.isoformat()}")
+
+
 def count_indicators(
     session: Session,
     *,
@@ -249,12 +259,7 @@ def count_indicators(
     >>> count_indicators(session, start=week.start, end=week.end, by="district")  # doctest: +SKIP
     [('370102', '历下区', IndicatorCounts(accepted=120, ...))]
     """
-    for moment in (start, end, as_of):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidInputError(f"datetime {moment.isoformat()} needs a timezone")
-    if not start < end:
-        raise InvalidInputError(f"period start {start.isoformat()} is not before end "
-                                f"{end.isoformat()}")
+    check_period(start, end, as_of)
     if scope is not None and not (scope.isdigit() and len(scope) in (6, 9, 12, 14, 15)):
         raise InvalidInputError(f"scope {scope!r} is not a district, street, community or grid "
                                 "code")
@@ -359,12 +364,7 @@ def count_photo_indicators(session: Session, *, start: dt.datetime, end: dt.date
     with a verification (核查) photo uploaded by that deadline. Deadlines not yet reached at
     `as_of` are not due yet.
     """
-    for moment in (start, end, as_of):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidInputError(f"datetime {moment.isoformat()} needs a timezone")
-    if not start < end:
-        raise InvalidInputError(f"period start {start.isoformat()} is not before end "
-                                f"{end.isoformat()}")
+    check_period(start, end, as_of)
     row = session.execute(text(_PHOTO_COUNTS_SQL), {
         "start": start, "end": end, "as_of": as_of or end, "scope": scope}).mappings().one()
     return PhotoIndicatorCounts(**{k: int(v) for k, v in row.items()})

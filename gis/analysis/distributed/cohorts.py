@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from gis.analysis.indicators import GroupBy, IndicatorCounts
+from gis.analysis.indicators import GroupBy, IndicatorCounts, check_period
 from gis.platform.errors import InvalidInputError
 
 COUNT_NAMES = tuple(IndicatorCounts.__dataclass_fields__)
@@ -60,12 +60,7 @@ def frame_counts(frame: pd.DataFrame, *, start: dt.datetime, end: dt.datetime,
     The same cohorts, as_of rule and filters as gis.analysis.indicators.count_indicators;
     groups with nothing in any cohort are left out, as there.
     """
-    for moment in (start, end, as_of):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidInputError(f"datetime {moment.isoformat()} needs a timezone")
-    if not start < end:
-        raise InvalidInputError(f"period start {start.isoformat()} is not before end "
-                                f"{end.isoformat()}")
+    check_period(start, end, as_of)
     as_of = as_of or end
     reported = frame["reported_at"]
     keep = ((reported < end) | (reported <= as_of)).to_numpy(dtype=bool)
