@@ -17,6 +17,7 @@ import json
 import logging
 import select
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -26,14 +27,23 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from api.auth import StaffDep
+from api.auth import StaffDep, oauth2_scheme, request_token
 from api.deps import SessionDep
+from gis.access import auth
+from gis.access.auth import User
+from gis.platform.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
 CHANNEL = "citygrid_cases"
 QUEUE_SIZE = 1000
 LISTEN_WAIT_S = 10.0
+HEARTBEAT: dict[str, Any] = {"action": "heartbeat"}  # a marker, compared by identity
+# How often an open stream checks its sign-in still holds: one indexed query per stream, so
+# many streams with 1 s heartbeats do not become many queries a second.
+SIGN_IN_RECHECK_S = 15.0
 router = APIRouter(tags=["live"])
 
 
@@ -42,6 +52,7 @@ class CaseEventHub:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.engine = engine
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -167,6 +178,23 @@ def owned_grids(session: Any, owner_name: str) -> frozenset[str]:
     return frozenset(str(code).strip() for code in rows)
 
 
+def still_signed_in(engine: Engine, token: str | None, user: User
+                    ) -> tuple[bool, frozenset[str] | None]:
+    """Whether `token` still signs in `user` with the same role and scope, and for a grid
+    owner the grids they hold now (a handover moves a grid's events to its new owner)."""
+    if token is None:
+        return False, None
+    with Session(engine) as session:
+        try:
+            now = auth.user_for_token(session, token)
+            same = (now.id, now.role, now.owner_name, now.district_code) == (
+                user.id, user.role, user.owner_name, user.district_code)
+            grids = owned_grids(session, user.owner_name or "") if user.is_grid_owner else None
+        except (AuthenticationError, SQLAlchemyError):
+            return False, None  # the database is away: end the stream, the browser reconnects
+    return same, grids
+
+
 def format_event(event: dict[str, Any]) -> str:
     """One server-sent event: `case` for case changes, `resync` after a listener reconnect."""
     name = "resync" if event.get("action") == "resync" else "case"
@@ -183,6 +211,8 @@ async def case_events(
 ) -> StreamingResponse:
     """Server-sent events of committed case changes; grid owners and districts hear only theirs."""
     grids = owned_grids(session, user.owner_name or "") if user.is_grid_owner else None
+    scope = {"grids": grids}  # refreshed with each sign-in re-check
+    token = request_token(request, await oauth2_scheme(request))
     # The stream may stay open for hours: give the request's connection back now.
     session.close()
     hub = case_event_hub(request.app)
@@ -196,15 +226,27 @@ async def case_events(
         code = str(event.get("grid_code") or "").strip()
         if district and not code.startswith(district):
             return False
-        return grids is None or code in grids
+        held = scope["grids"]
+        return held is None or code in held
 
     async def stream() -> AsyncIterator[str]:
+        checked = time.monotonic()
         async with hub.subscribe() as queue:
             yield "retry: 3000\n: listening\n\n"
             while not await request.is_disconnected():
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=heartbeat)
                 except TimeoutError:
+                    event = HEARTBEAT
+                # Signed in once, open for hours: a logout, an expired token or a disabled
+                # account ends the stream within SIGN_IN_RECHECK_S, before another event.
+                if time.monotonic() - checked >= max(heartbeat, SIGN_IN_RECHECK_S):
+                    valid, scope["grids"] = await asyncio.to_thread(
+                        still_signed_in, hub.engine, token, user)
+                    if not valid:
+                        return
+                    checked = time.monotonic()
+                if event is HEARTBEAT:
                     yield ": heartbeat\n\n"
                     continue
                 if event is None:

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 
 from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
@@ -21,6 +20,7 @@ from api.limits import BodySizeLimitMiddleware
 from api.live_events import close_case_events
 from api.live_events import router as live_events_router
 from api.ogc import close_ogc, mount_ogc, open_ogc
+from api.ogc_tile_cache import OgcTileCacheMiddleware
 from api.read_routing import install_read_routing
 from api.routes import access as auth
 from api.routes import (
@@ -44,6 +44,8 @@ from api.routes.public import convenience_map as public
 from api.routes.public import geocode as public_geocode
 from api.routes.public import open311, resident_report
 from api.security_headers import SecurityHeadersMiddleware
+from api.static_cache import CachedStaticFiles
+from api.tile_warmup import start_tile_warmup, stop_tile_warmup
 from gis.platform.db import make_engine, role_url, session_factory, session_options
 from gis.platform.replicas import make_read_routers
 from gis.platform.settings import Settings
@@ -72,9 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_routers = make_read_routers(settings, engine)
         try:
             await open_ogc(app, settings)
+            if settings.staff_map.warm_tiles and not settings.staff_map.tile_url:
+                start_tile_warmup(app, settings.city.center)  # a daemon thread; never waited for
             yield
         finally:
+            stop_tile_warmup(app)  # between two tiles, before the engines go
             await close_ogc(app)
+            routing.close_route_cache(app)  # POST /route's NOTIFY listener thread
             close_case_events(app)
             for router in app.state.read_routers.values():
                 router.dispose()
@@ -88,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.login_throttle = login_throttle(settings.api)  # per process: gis.access.throttle
     install_error_handlers(app)
+    # POST /route signs in itself; first, so the busiest route is matched before ~100 others.
+    app.include_router(routing.single_router)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(assets.router)
@@ -96,7 +104,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(vector_tiles.router)
     app.include_router(analysis_tiles.router)
     app.include_router(routing.router)
-    app.include_router(routing.single_router)  # POST /route: signs in itself
     app.include_router(geocoding.router)
     app.include_router(geocoding_suggest.router)
     app.include_router(cases.router)
@@ -111,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open311.router)
     app.include_router(resident_report.router)
     open311.install_open311_errors(app)
+    # Innermost: /ogc tiles kept per layer data version; everything outside runs as before.
+    app.add_middleware(OgcTileCacheMiddleware)
     mount_ogc(app)
     install_idempotency(app)  # innermost middleware: stores answers before gzip
     install_read_routing(app, settings)  # write positions for read-your-own-writes; 503s
@@ -127,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every JSON error above, refusals included, gets its zh-CN message_zh.
     app.add_middleware(ChineseErrorsMiddleware)
     document_errors(app)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
 
     # Named like FastAPI's own docs route: tipg's landing page links to it by this name.
     @app.get("/docs", include_in_schema=False, name="swagger_ui_html")

@@ -53,6 +53,7 @@ from api.ogc_filter import (
 )
 from api.ogc_openapi import ogc_openapi_document
 from api.ogc_params import ogc_params_are_sane
+from api.ogc_pools import catalog_installed, choose_ogc_source, open_pools
 from api.ogc_query import (
     CapLimitMiddleware,
     install_ogc_errors,
@@ -74,6 +75,7 @@ from api.ogc_standard import (
 )
 from api.ogc_time import has_validity, validity_extent_sql
 from gis.platform.db import libpq_dsn, role_url, session_options
+from gis.platform.ogc_catalog import SCHEMA as OGC_CATALOG_SCHEMA
 from gis.platform.settings import Settings
 
 OGC_PREFIX = "/ogc"
@@ -173,12 +175,13 @@ def query_too_slow_response(request: Request, exc: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": "5"})
 
 
-def catalog_settings() -> DatabaseSettings:
+def catalog_settings(application_schema: str = "pg_temp") -> DatabaseSettings:
     """tipg catalog options: the views of schema `pub`, no functions, extents computed."""
     return DatabaseSettings(
         schemas=[PUBLIC_SCHEMA], tables=None, exclude_tables=None, exclude_table_schemas=None,
         functions=[], exclude_functions=None, exclude_function_schemas=None,
         only_spatial_tables=True, spatial_extent=True, datetime_extent=True,
+        application_schema=application_schema,
     )
 
 
@@ -195,9 +198,20 @@ async def open_ogc(app: FastAPI, settings: Settings) -> None:
     # jit_above_cost and spends ~230 ms compiling to save a few. No parallel workers: a map
     # asks for a dozen tiles at once, and on a small server three processes per tile only
     # queue behind each other (both measured with bench/tiles.py).
-    await connect_to_db(app, schemas=db.schemas, tipg_schema=db.tipg_schema, settings=pg,
-                        server_settings={**TILE_SERVER_SETTINGS,
-                                         **session_options(settings, "public")})
+    server_settings = {**TILE_SERVER_SETTINGS, **session_options(settings, "public")}
+    if await catalog_installed(str(pg.database_url)):
+        # tipg's catalog functions installed once by the owner (migration 0032): no DDL per
+        # connection, so anonymous /ogc reads can go to fresh standbys (api/ogc_pools.py).
+        db = catalog_settings(OGC_CATALOG_SCHEMA)
+        app.state.pool = await open_pools(
+            str(pg.database_url), getattr(app.state, "read_routers", {}).get("public"),
+            schemas=db.schemas, server_settings=server_settings,
+            pool_options={"min_size": pg.db_min_conn_size, "max_size": pg.db_max_conn_size,
+                          "max_queries": pg.db_max_queries,
+                          "max_inactive_connection_lifetime": pg.db_max_inactive_conn_lifetime})
+    else:
+        await connect_to_db(app, schemas=db.schemas, tipg_schema=db.tipg_schema, settings=pg,
+                            server_settings=server_settings)
     async with app.state.pool.acquire() as conn:
         found = await pg_get_collection_index(conn, settings=db)
         # Only views of `pub`, whatever the catalog query returns; ids without the schema
@@ -277,7 +291,8 @@ def mount_ogc(app: FastAPI) -> None:
     wrap_route(endpoints.router, "item", alternate_html_link)
     app.include_router(endpoints.router, prefix=OGC_PREFIX, tags=["OGC API"],
                        dependencies=[Depends(known_parameters_only), Depends(tile_in_matrix),
-                                     Depends(bbox_is_numbers), Depends(ogc_params_are_sane)])
+                                     Depends(bbox_is_numbers), Depends(ogc_params_are_sane),
+                                     Depends(choose_ogc_source)])
 
     @app.get(f"{OGC_PREFIX}/api", include_in_schema=False, name="ogc_openapi")
     def ogc_openapi() -> JSONResponse:

@@ -25,6 +25,7 @@ from tipg.model import Extent
 
 from api.ogc_time import has_validity, no_time_error, validity_extent, validity_predicate
 from gis.public.cql2_sql import Column, FilterError, check_filter, column_kind, compile_filter
+from gis.public.cql2_text_guard import check_filter_text
 
 # The parameter list of the statement being built: tipg builds FROM, then WHERE, in one
 # synchronous expression, so the list seen by `_from` is the one `_where_clause` must extend.
@@ -58,6 +59,12 @@ def checked_filter(
     """The `filter` parameter, parsed and checked against the layer; 400 when not allowed."""
     if query is None:
         return None
+    try:
+        if filter_lang != "cql2-json":
+            # Before cql2 parses it: its parser overflows the stack on deep nesting.
+            check_filter_text(query)
+    except FilterError as exc:
+        raise InvalidFilter(str(exc)) from None
     try:
         tree = json.loads(query) if filter_lang == "cql2-json" else Expr(query).to_json()
     except Exception as exc:  # cql2 raises ValueError or its own parse errors

@@ -177,9 +177,7 @@ async def run_workers(base: str, token: str, cases: list[int], photos: list[byte
                         phase.photo_ids[key] = response.json()["id"]
                 else:
                     phase.replays += 1
-                    # Actions answer `Idempotency-Replayed`, the photo route `Idempotent-Replayed`.
-                    replayed = (response.headers.get("Idempotency-Replayed")
-                                or response.headers.get("Idempotent-Replayed"))
+                    replayed = response.headers.get("Idempotency-Replayed")
                     same = (replayed == "true" and first is not None
                             and response.json() == first.json())
                     phase.replays_same += same

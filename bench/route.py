@@ -2,6 +2,7 @@
 
     python bench/route.py                         # ~90,000 cells, 1,000,000 points
     python bench/route.py --cells 9000 --points 100000
+    python bench/route.py --growth                # full routing vs sjoin as points and cells grow
 
 Builds a throwaway database (citygrid_bench_<pid>) with a square grid of ~100 m cells near
 Jinan (owners, stations), routes random points through citygrid's batch path (full routing,
@@ -206,13 +207,71 @@ def bench_api(db_url: str, bbox: tuple[float, float, float, float], requests: in
         server.wait(timeout=10)
 
 
+def _load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def growth_row(settings: Settings, cells: int, points: int) -> tuple[float, float, float]:
+    """(index build, full routing on the index, geopandas.sjoin) seconds in a fresh database."""
+    url = database_url(settings, dbname=f"citygrid_bench_{os.getpid()}_{cells}_{points}")
+    ensure_database(url)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        city, cells_gdf = build_grid(engine, cells)
+        lon, lat = random_points(points, city.bbox)
+        frame = pd.DataFrame({"lon": lon, "lat": lat, "at": "2025-09-15 10:00"})
+        routing = RoutingSettings(batch_chunk_rows=max(points, 1000), batch_engine="index")
+        start = time.perf_counter()
+        with engine.connect() as conn:
+            index_for(conn, city)
+        t_build = time.perf_counter() - start
+        start = time.perf_counter()
+        with engine.connect() as conn, conn.begin():
+            routed = route_frame(conn, frame, settings=routing, city=city)
+        t_route = time.perf_counter() - start
+        assert routed["grid_code"].notna().sum() > 0.99 * points
+        del routed
+        start = time.perf_counter()
+        pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+        gpd.sjoin(pts, cells_gdf, how="left", predicate="intersects")
+        t_sjoin = time.perf_counter() - start
+        return t_build, t_route, t_sjoin
+    finally:
+        engine.dispose()
+        drop_database(url)
+
+
+def growth(settings: Settings, points: list[int], cells: list[int]) -> None:
+    """Full routing (index) and sjoin as points grow at 90k cells and cells at 1M points."""
+    rows = [(90_000, p) for p in points] + [(c, 1_000_000) for c in cells if c != 90_000]
+    print(f"growth runs ({_load()}); full routing = every field, index already built")
+    print(f"  {'cells':>8} {'points':>10} {'index build':>12} {'full routing':>13} "
+          f"{'sjoin':>8} {'sjoin/full':>11} {'full s per 1M pts':>18}  load")
+    for n_cells, n_points in rows:
+        t_build, t_route, t_sjoin = growth_row(settings, n_cells, n_points)
+        print(f"  {n_cells:>8,} {n_points:>10,} {t_build:>10.1f} s {t_route:>11.2f} s "
+              f"{t_sjoin:>6.2f} s {t_sjoin / t_route:>11.2f} {t_route / n_points * 1e6:>16.2f} s"
+              f"  {_load()}", flush=True)
+
+
 @app.command()
 def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
          points: int = typer.Option(1_000_000, help="number of complaint points"),
          requests: int = typer.Option(2_000, help="API requests per concurrency level"),
-         keep: bool = typer.Option(False, help="keep the benchmark database")) -> None:
+         keep: bool = typer.Option(False, help="keep the benchmark database"),
+         growth_points: str = typer.Option("", help="growth run: point counts at 90k cells, "
+                                           "e.g. 100000,1000000,4000000 (skips the rest)"),
+         growth_cells: str = typer.Option("", help="growth run: cell counts at 1M points, "
+                                          "e.g. 9000,90000,360000")) -> None:
     """Run the benchmark and print seconds and ratios."""
     settings = Settings()
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"{_load()}")
+    if growth_points or growth_cells:
+        growth(settings, [int(p) for p in growth_points.split(",") if p],
+               [int(c) for c in growth_cells.split(",") if c])
+        return
     url = database_url(settings, dbname=f"citygrid_bench_{os.getpid()}")
     ensure_database(url)
     engine = make_engine(url)
@@ -248,6 +307,22 @@ def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
                                       citygrid_index)
         for stage, seconds in index_stages.items():
             print(f"    {stage:<42} {seconds:8.2f} s")
+        one = indexed.model_copy(update={"batch_threads": 1})
+        one_stages: dict[str, float] = {}
+
+        def citygrid_one_thread() -> pd.DataFrame:
+            with engine.connect() as conn, conn.begin():
+                return route_frame(conn, frame, settings=one, city=city, timings=one_stages)
+
+        t_one, routed_one = timed("citygrid batch, index on 1 thread (full routing)",
+                                  citygrid_one_thread)
+        for stage, seconds in one_stages.items():
+            print(f"    {stage:<42} {seconds:8.2f} s")
+        same_one = (routed_one.astype(object).fillna("∅").astype(str)
+                    == routed_index.astype(object).fillna("∅").astype(str)).all(axis=1)
+        print(f"  index on {indexed.batch_threads} threads vs 1 thread: "
+              f"{same_one.mean():.4%} of rows identical in every column")
+        del routed_one
         t_index_codes, index_codes = timed("citygrid index.locate (grid code only)",
                                            lambda: index.locate(lon, lat))
         same_rows = (routed_index.astype(object).fillna("∅").astype(str)
@@ -296,7 +371,11 @@ def main(cells: int = typer.Option(90_000, help="number of unit grid cells"),
               f"(grid, snapping, owner, station, near boundary, zones: {core:.2f} s)")
         print(f"    sjoin / index full routing      = {t_sjoin / t_index:.2f}, "
               f"STRtree / index full routing      = {t_tree / t_index:.2f}, "
-              f"SQL path / index full routing = {t_city / t_index:.2f}")
+              f"SQL path / index full routing = {t_city / t_index:.2f} "
+              f"({indexed.batch_threads} threads)")
+        print(f"    sjoin / index full routing, 1 thread = {t_sjoin / t_one:.2f}, "
+              f"STRtree / index 1 thread = {t_tree / t_one:.2f}")
+        print(f"  end: {_load()}")
         if requests > 0:
             print(f"API latency ({requests} requests per level)")
             bench_api(url.render_as_string(hide_password=False), city.bbox, requests,

@@ -146,3 +146,65 @@ def hotspots(first: str = typer.Option(...), last: str = typer.Option(...),
         hot = pd.concat(frames, ignore_index=True)
         hot[hot["hotspot"]].to_parquet(out, index=False)
         console.print(f"{int(hot['hotspot'].sum())} hot cells written to {out}")
+
+
+@history_app.command("dark-streets")
+def dark_streets(threshold: float = typer.Option(30.0, help="metres from a working light"),
+                 step: float = typer.Option(5.0, help="sampling step along roads, metres"),
+                 tile_m: float = typer.Option(2000.0, help="side of a road tile (one task)"),
+                 workers: int | None = typer.Option(None, help=WORKERS_HELP),
+                 out: Path | None = typer.Option(None, help="GeoParquet file of the stretches")
+                 ) -> None:
+    """Dark streets (亮灯死角) of the whole city, road tiles on dask."""
+    from gis.analysis.dark_street_summary import summarise_dark_streets
+    from gis.analysis.distributed.dark_street_runs import distributed_dark_streets
+
+    stats: dict[str, object] = {}
+    try:
+        engine = make_engine(database_url(Settings()), pool_size=1)
+        try:
+            with transaction(engine) as session, dask_client(workers=workers) as client:
+                gaps = distributed_dark_streets(session, client=client, threshold_m=threshold,
+                                                step_m=step, tile_m=tile_m, stats=stats)
+        finally:
+            engine.dispose()
+    except CityGridError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{len(gaps)} dark stretches, {gaps['dark_m'].sum():,.0f} m dark; "
+                  f"{stats['tiles']} tiles, {stats['second_round']} computed again with every "
+                  f"light")
+    console.print(summarise_dark_streets(gaps, by="district").to_string(index=False))
+    if out:
+        gaps.to_parquet(out, index=False)
+        console.print(f"{len(gaps)} stretches written to {out}")
+
+
+@history_app.command("coverage")
+def coverage(threshold: float = typer.Option(1000.0, help="metres to the nearest station"),
+             method: str = typer.Option("auto", help="auto, network or straight"),
+             part_size: int = typer.Option(2000, help="grids per task"),
+             workers: int | None = typer.Option(None, help=WORKERS_HELP),
+             out: Path | None = typer.Option(None, help="GeoParquet file of every grid")
+             ) -> None:
+    """Station coverage gaps (工作站服务盲区) of every grid, grid parts on dask."""
+    from gis.analysis.distributed.coverage_runs import distributed_coverage
+    from gis.analysis.station_coverage import summarise_coverage
+
+    try:
+        engine = make_engine(database_url(Settings()), pool_size=1)
+        try:
+            with transaction(engine) as session, dask_client(workers=workers) as client:
+                run = distributed_coverage(session, client=client, threshold_m=threshold,
+                                           method=method,  # type: ignore[arg-type]
+                                           part_size=part_size)
+        finally:
+            engine.dispose()
+    except CityGridError as exc:
+        raise _fail(exc) from exc
+    cells = run.cells
+    console.print(f"{int((~cells['covered']).sum())} of {len(cells)} grids uncovered "
+                  f"({cells['method'].iloc[0] if len(cells) else method})")
+    console.print(summarise_coverage(cells, by="district").to_string(index=False))
+    if out:
+        cells.to_parquet(out, index=False)
+        console.print(f"{len(cells)} grids written to {out}")

@@ -167,6 +167,8 @@ def serve(
     host: str = typer.Option(None, help="bind address (default from CITYGRID_API_HOST)"),
     port: int = typer.Option(None, help="port (default from CITYGRID_API_PORT)"),
     workers: int = typer.Option(1, min=1, max=64, help="app processes (uvicorn workers)"),
+    access_log: bool = typer.Option(True, help="one log line per request (uvicorn's access "
+                                    "log); --no-access-log saves its CPU under heavy load"),
 ) -> None:
     """Serve the web app and API, in one process or `--workers` processes."""
     import uvicorn
@@ -176,7 +178,8 @@ def serve(
     settings = Settings()
     host, port = host or settings.api.host, port or settings.api.port
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                    access_log=access_log)
         return
     # Each worker builds its own app from the same environment. What they share lives in
     # PostgreSQL: sign-ins (tokens), the version counters that invalidate the routing,
@@ -185,7 +188,8 @@ def serve(
     # their main module, not this CLI, and answer the supervisor's health pings in time.
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:create_app",
                               "--factory", "--host", host, "--port", str(port),
-                              "--workers", str(workers), "--log-level", "info"])
+                              "--workers", str(workers), "--log-level", "info",
+                              *([] if access_log else ["--no-access-log"])])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import shapely
 
 from gis.platform.errors import InvalidInputError, NotFoundError
 from gis.platform.exports_safety import restore_frame
+from gis.platform.zip_safety import check_unpacked_size
 from layers.base import LayerSpec
 
 # stage ("reading" | "validating" | "writing"), rows done, rows in all.
@@ -33,6 +34,7 @@ LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
 WKT_NAMES = ("wkt", "geometry", "geom")
 SHAPEFILE_NAME_LIMIT = 10  # DBF field names are cut to 10 characters
+MAX_ZIP_UNPACKED_MB = 1024  # a zipped shapefile's parts together (gis.platform.zip_safety)
 
 
 def file_suffix(path: Path) -> str:
@@ -48,6 +50,9 @@ def file_suffix(path: Path) -> str:
 
 def read_vector(path: Path, *, source_layer: str | None, spec: LayerSpec) -> gpd.GeoDataFrame:
     """A GeoJSON / GeoPackage / Shapefile layer as read, shapefile-cut names restored."""
+    if path.suffix.lower() == ".zip":
+        check_unpacked_size(path, limit_mb=MAX_ZIP_UNPACKED_MB,
+                            advice="upload the shapefile's parts unzipped or as GeoPackage")
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except Exception as exc:  # pyogrio raises several DataSourceError flavours

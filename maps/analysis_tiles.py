@@ -20,6 +20,7 @@ import folium
 import geopandas as gpd
 from branca.element import Element, MacroElement
 from folium.elements import JSCSSMixin
+from folium.map import FitBounds
 from folium.template import Template
 
 from gis.analysis.about import AnalysisAbout
@@ -130,6 +131,16 @@ def tiled_analysis_map(*, base: StaffBase, center: tuple[float, float], title: s
     m = folium.Map(location=list(center), zoom_start=13, tiles=None, control_scale=False,
                    prefer_canvas=False, max_zoom=MAX_ZOOM)
     MetricScale().add_to(m)
+    # The view first, then the layers, and without animation (an animated fit keeps the old
+    # zoom until it ends): fitted after or during their creation, every tiled layer asked for
+    # the zoom-13 view's tiles and then again for the fitted zoom's (32 of coverage gaps' 66
+    # tile requests at 1440x900 were for a view nobody saw).
+    if bounds is not None and not bounds.empty:
+        x1, y1, x2, y2 = bounds.to_crs(4326).total_bounds
+        if all(map(math.isfinite, (x1, y1, x2, y2))):
+            fit = FitBounds([[y1, x1], [y2, x2]])
+            fit.options["animate"] = False
+            m.add_child(fit)
     fig = _figure(m)
     fig.header.add_child(Element(PAGE_CSS), name="cg_analysis_css")
     fig.header.add_child(Element(LEGEND_CSS), name="cg_analysis_tiles_css")
@@ -145,10 +156,6 @@ def tiled_analysis_map(*, base: StaffBase, center: tuple[float, float], title: s
                      embedded=names)
     if about is not None:
         add_about(m, about)
-    if bounds is not None and not bounds.empty:
-        x1, y1, x2, y2 = bounds.to_crs(4326).total_bounds
-        if all(map(math.isfinite, (x1, y1, x2, y2))):
-            m.fit_bounds([[y1, x1], [y2, x2]])
     return m
 
 

@@ -16,6 +16,7 @@ from branca.element import Element, Figure
 from markupsafe import escape
 
 from gis.platform.errors import CityGridError
+from maps.lean_assets import trim_folium_defaults
 from maps.shell import Shell, inject_shell
 
 VENDOR_PREFIX = "/static/vendor"
@@ -108,7 +109,9 @@ def render_html(m: folium.Map, *, title: str | None = None,
     """The complete zh-CN page of `m`, served assets only; CityGridError if anything is external.
 
     Every page gets the staff app shell (maps.shell) unless `shell` is None: public pages.
+    folium's jQuery/Bootstrap/icon-font links are dropped where unused (maps.lean_assets).
     """
+    trim_folium_defaults(m)
     localize_assets(m, prefix=prefix)
     figure = m.get_root()
     if not isinstance(figure, Figure):

@@ -38,10 +38,12 @@ def script_json(value: Any) -> str:
 
 
 def field_page(*, role: str, username: str, display_name: str, role_label: str,
-               categories: list[dict[str, str]]) -> str:
-    """The /field page for a signed-in user of `role`."""
+               categories: list[dict[str, str]], worker: bool = True) -> str:
+    """The /field page for a signed-in user of `role`; `worker`: register the service worker."""
+    # The worker and what it caches are fetched by the browser with the login cookie only:
+    # under header sign-in (API clients, bench/pages.py) registering it is a 401 console error.
     config = {"role": role, "username": username, "categories": categories,
-              "worker": "/field-sw.js", "scope": "/field"}
+              "worker": "/field-sw.js" if worker else None, "scope": "/field"}
     return (_template("field.html")
             .replace("{{WHO}}", str(html_text(f"{display_name}（{role_label}）")))
             .replace("{{CSS}}", _template("field.css"))

@@ -55,6 +55,8 @@ put "$WORK/jquery/LICENSE.txt" jquery/LICENSE.txt
 
 fetch "bootstrap@$BOOTSTRAP" bootstrap
 put "$WORK/bootstrap/dist/css/bootstrap.min.css" bootstrap/css/bootstrap.min.css
+# Reboot alone: what citygrid's pages link instead of the whole stylesheet (maps/lean_assets.py)
+put "$WORK/bootstrap/dist/css/bootstrap-reboot.min.css" bootstrap/css/bootstrap-reboot.min.css
 put "$WORK/bootstrap/dist/js/bootstrap.bundle.min.js" bootstrap/js/bootstrap.bundle.min.js
 put "$WORK/bootstrap/LICENSE" bootstrap/LICENSE
 

@@ -230,7 +230,9 @@ def field(request: Request, session: SessionDep, user: FieldUserDep) -> HTMLResp
     html = field_page(role=user.role, username=user.username,
                       display_name=user.display_name or user.username,
                       role_label=ROLE_LABELS_ZH.get(user.role, user.role),
-                      categories=categories)
+                      categories=categories,
+                      # signed in by the login cookie (a person), not a bearer header
+                      worker=request.headers.get("Authorization") is None)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

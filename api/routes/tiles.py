@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.auth import StaffDep
@@ -47,6 +47,11 @@ Zoom = Annotated[int, Path(description=f"zoom level 0..{MAX_ZOOM}", examples=[14
 Column = Annotated[int, Path(description="tile column, 0..2^z-1", examples=[13518])]
 Row = Annotated[int, Path(description="tile row (XYZ, from the north), 0..2^z-1",
                           examples=[6396])]
+# The pages draw each tile 512 px wide one zoom further in (a quarter of the requests): the
+# server then judges detail zooms, bins and label spacing at the zoom the tile is drawn at.
+Px = Annotated[int, Query(ge=256, le=512, multiple_of=256,
+                          description="screen pixels the tile is drawn at: 256, or 512 "
+                                      "(drawn at zoom z + 1)")]
 
 
 def _tile_response(request: Request, body: bytes, *, scope: str, cache: str) -> Response:
@@ -92,11 +97,11 @@ def _scope(user: User) -> str:
             responses={200: {"content": {MVT_MEDIA_TYPE: {}}}, 304: {"description": "unchanged"},
                        404: {"description": "no such tile"}})
 def basemap(request: Request, z: Zoom, x: Column, y: Row, session: ReadSessionDep,
-            user: StaffDep) -> Response:
+            user: StaffDep, px: Px = 256) -> Response:
     """District, street and community outlines, roads, landmarks and thinned labels."""
     tile, scope = TileKey(z, x, y), _scope(user)
-    body = _cached(request, (scope, "basemap", z, x, y), BASEMAP_TTL_S,
-                   lambda: basemap_tile(session, tile))
+    body = _cached(request, (scope, "basemap", z, x, y, px), BASEMAP_TTL_S,
+                   lambda: basemap_tile(session, tile, px=px))
     return _tile_response(request, body, scope=scope, cache=BASEMAP_CACHE)
 
 
@@ -107,9 +112,10 @@ def basemap(request: Request, z: Zoom, x: Column, y: Row, session: ReadSessionDe
 def staff_layer(request: Request,
           layer: Annotated[str, Path(description=f"one of {', '.join(TILE_LAYERS)}",
                                      examples=["cases"])],
-          z: Zoom, x: Column, y: Row, session: ReadSessionDep, user: StaffDep) -> Response:
+          z: Zoom, x: Column, y: Row, session: ReadSessionDep, user: StaffDep,
+          px: Px = 256) -> Response:
     """One staff layer's tile: features from its detail zoom on, counts per bin below."""
     tile, scope = TileKey(z, x, y), _scope(user)
-    body = _cached(request, (scope, layer, z, x, y), DATA_TTL_S,
-                   lambda: layer_tile(session, layer, tile))
+    body = _cached(request, (scope, layer, z, x, y, px), DATA_TTL_S,
+                   lambda: layer_tile(session, layer, tile, px=px))
     return _tile_response(request, body, scope=scope, cache=DATA_CACHE)

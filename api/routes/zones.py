@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from api.analysis_cache import cached, stamp
 from api.auth import PlannerDep, StaffDep, staff_only
 from api.deps import SessionDep, SettingsDep
 from api.params import SaneDatetime
@@ -27,6 +28,7 @@ from gis.zones.queries import active_zones, allowed_here, planner_layers
 from gis.zones.rules import ZoneRules, load_rules
 from maps.assets import render_html
 from maps.planner import planner_map
+from maps.shell import inject_shell
 
 router = APIRouter(tags=["zones"], dependencies=[staff_only])
 
@@ -247,8 +249,19 @@ def planner_page(request: Request, session: SessionDep, settings: SettingsDep,
                  user: StaffDep) -> HTMLResponse:
     """The planner map: draw a zone, fill the form, save, see violations; offline assets."""
     rules = get_rules(request)
-    m = planner_map(planner_layers(session), center=settings.city.center,
-                    title=f"{settings.city.name} 摊群点规划",
-                    limits=rules.model_dump(mode="json"), time_zone=settings.city.time_zone)
-    return HTMLResponse(render_html(m, title=f"{settings.city.name} 摊群点规划",
-                                    shell=shell_for(request, user, settings)))
+    title = f"{settings.city.name} 摊群点规划"
+
+    def render() -> str:
+        m = planner_map(planner_layers(session), center=settings.city.center, title=title,
+                        limits=rules.model_dump(mode="json"), time_zone=settings.city.time_zone)
+        return render_html(m, title=title, shell=None)
+
+    # Reading and rendering every road, site and zone took ~0.6-0.8 s a visit: the map part is
+    # kept while the data versions of those tables stay (migration 0036), so a zone saved by
+    # any worker shows on the next visit; the shell (this user's name and menu) is added each
+    # time.
+    page = cached(request, session, "planner_page",
+                  (rules.model_dump_json(), tuple(settings.city.center),
+                   settings.city.time_zone, title), render)
+    html = inject_shell(page.value, shell_for(request, user, settings))
+    return stamp(HTMLResponse(html), page)

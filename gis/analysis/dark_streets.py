@@ -204,6 +204,15 @@ def find_dark_streets_kdtree(
     >>> gaps = find_dark_streets_kdtree(session, threshold_m=30)  # doctest: +SKIP
     """
     options = DarkStreetOptions(threshold_m, step_m)
+    roads, lines, lights = read_dark_street_inputs(session, bbox=bbox, metric_epsg=metric_epsg)
+    gaps = dark_gaps_in_chunks(lines, lights, threshold_m=options.threshold_m,
+                               step_m=options.step_m, progress=progress)
+    return dark_gaps_frame(session, roads, gaps, metric_epsg=metric_epsg)
+
+
+def read_dark_street_inputs(session: Session, *, bbox: BBox | None, metric_epsg: int
+                            ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Roads (id, name, street_class), their metric lines and the working lights' metric xy."""
     conn = session.connection()
     # Geometries travel as binary WGS84 and are projected here with pyproj, vectorised: at city
     # scale that is several times faster than ST_Transform row by row plus text parsing.
@@ -220,9 +229,13 @@ def find_dark_streets_kdtree(
     lights = np.column_stack(to_metric.transform(lonlat[:, 0], lonlat[:, 1]))
     lines = shapely.transform(shapely.from_wkb([bytes(b) for b in roads["wkb"]]),
                               lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1])))
-    gaps = dark_gaps_in_chunks(lines, lights, threshold_m=options.threshold_m,
-                               step_m=options.step_m, progress=progress)
-    frame = roads.drop(columns="wkb").iloc[gaps["road_index"]].reset_index(drop=True)
+    return roads.drop(columns="wkb"), lines, lights
+
+
+def dark_gaps_frame(session: Session, roads: pd.DataFrame, gaps: dict[str, np.ndarray], *,
+                    metric_epsg: int) -> gpd.GeoDataFrame:
+    """The result table of `find_dark_streets_kdtree` from its roads and gap arrays."""
+    frame = roads.iloc[gaps["road_index"]].reset_index(drop=True)
     frame = frame.rename(columns={"id": "road_id", "name": "road_name"})
     for column in ("start_m", "end_m", "gap_m", "dark_m", "max_distance_m", "samples"):
         frame[column] = gaps[column]

@@ -36,6 +36,8 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "hotspots": (*_PLACES, "roads", *_CASES),
     "indicators": (*_PLACES, *_CASES, "deadline_rules"),
     "report": (*_PLACES, *_CASES, "deadline_rules", "manhole_covers", "case_media"),
+    # Pages kept the same way: the planner map (its live zones and what they are checked on).
+    "planner_page": ("districts", "roads", "sensitive_sites", "stall_zones"),
 }
 
 

@@ -103,6 +103,38 @@ def run_coverage(
     >>> run = run_coverage(session, threshold_m=800)  # doctest: +SKIP
     >>> summarise_coverage(run.cells, by="district")  # doctest: +SKIP
     """
+    inputs = read_coverage_inputs(session, threshold_m=threshold_m, method=method, bbox=bbox,
+                                  metric_epsg=metric_epsg, max_snap_m=max_snap_m)
+    cells = coverage_cells(inputs, inputs.grids, threshold_m=threshold_m, max_snap_m=max_snap_m)
+    return CoverageRun(cells, inputs.report, coverage_about(
+        cells, inputs.report, coverage_parameters(threshold_m, method, max_snap_m, bbox,
+                                                  metric_epsg),
+        bbox=bbox, use_network=inputs.network is not None))
+
+
+@dataclass(frozen=True)
+class CoverageInputs:
+    """What every grid's distance is measured against: stations, and the walk network."""
+
+    grids: gpd.GeoDataFrame  # grid_code, area_m2, x, y (metric representative point), geom
+    stations: pd.DataFrame  # code, name, x, y (metric)
+    network: WalkNetwork | None  # None: straight-line distances
+    source_joins: pd.DataFrame  # the stations' joins to the network (empty without one)
+    report: dict[str, Any]
+
+
+def coverage_parameters(threshold_m: float, method: Method, max_snap_m: float,
+                        bbox: BBox | None, metric_epsg: int) -> dict[str, Any]:
+    """The parameters a coverage run records in its method statement."""
+    return {"threshold_m": threshold_m, "method": method, "max_snap_m": max_snap_m,
+            "node_tolerance_m": NODE_TOLERANCE_M, "detour_review": DETOUR_REVIEW,
+            "bbox": list(bbox) if bbox else None, "metric_epsg": metric_epsg}
+
+
+def read_coverage_inputs(session: Session, *, threshold_m: float, method: Method,
+                         bbox: BBox | None, metric_epsg: int, max_snap_m: float
+                         ) -> CoverageInputs:
+    """Grids, stations and (unless straight) the walk network with the stations joined."""
     if not threshold_m > 0:
         raise InvalidInputError(f"threshold_m must be > 0, not {threshold_m!r}")
     if method not in ("auto", "network", "straight"):
@@ -119,6 +151,32 @@ def run_coverage(
         conn, params={"srid": metric_epsg})
     if stations.empty:
         raise NotFoundError("no community stations in the stations table: nothing to measure")
+    report: dict[str, Any] = {"roads": 0, "islands": 0, "merged_vertex_pairs": 0,
+                              "stations": []}
+    lines = np.empty(0, dtype=object)
+    if method != "straight":
+        lines = _read_roads(session, bbox=bbox, margin_m=threshold_m + max_snap_m,
+                            metric_epsg=metric_epsg)
+        if len(lines) == 0 and method == "network":
+            raise NotFoundError("no roads to measure network distance on; use method=straight")
+    if len(lines) == 0:
+        return CoverageInputs(grids, stations, None, pd.DataFrame(), report)
+    network = build_network(lines)
+    sources = stations[["x", "y"]].to_numpy(dtype=float)
+    source_joins = join_points(network, sources, max_snap_m=max_snap_m)
+    report = network_report(network, stations, source_joins, roads=len(lines))
+    return CoverageInputs(grids, stations, network, source_joins, report)
+
+
+def coverage_cells(inputs: CoverageInputs, grids: gpd.GeoDataFrame, *, threshold_m: float,
+                   max_snap_m: float) -> gpd.GeoDataFrame:
+    """Distance, nearest station and coverage of `grids` (some or all of `inputs.grids`).
+
+    Each grid's row depends only on that grid and `inputs`, so the grids may be measured in
+    parts (gis.analysis.distributed.coverage_runs) and the parts put together.
+    """
+    grids = grids.reset_index(drop=True)
+    stations = inputs.stations
     targets = grids[["x", "y"]].to_numpy(dtype=float)
     sources = stations[["x", "y"]].to_numpy(dtype=float)
     straight, straight_source = cKDTree(sources).query(targets) if len(targets) else (
@@ -129,28 +187,19 @@ def run_coverage(
     for column in ("network_m", "snap_m"):
         out[column] = np.nan
     out["island"] = pd.array([pd.NA] * len(out), dtype="Int64")
-    report: dict[str, Any] = {"roads": 0, "islands": 0, "merged_vertex_pairs": 0,
-                              "stations": []}
-    lines = np.empty(0, dtype=object)
-    if method != "straight":
-        lines = _read_roads(session, bbox=bbox, margin_m=threshold_m + max_snap_m,
-                            metric_epsg=metric_epsg)
-        if len(lines) == 0 and method == "network":
-            raise NotFoundError("no roads to measure network distance on; use method=straight")
-    use_network = len(lines) > 0
+    network = inputs.network
+    use_network = network is not None
     source = straight_source
-    if use_network:
-        network = build_network(lines)
-        source_joins = join_points(network, sources, max_snap_m=max_snap_m)
+    if network is not None:
         target_joins = join_points(network, targets, max_snap_m=max_snap_m)
-        net, net_source = network_distances(network, source_joins, target_joins, len(targets))
+        net, net_source = network_distances(network, inputs.source_joins, target_joins,
+                                            len(targets))
         nearest_join = target_joins.drop_duplicates("point")  # sorted by snap: the nearest
         out.loc[nearest_join["point"].to_numpy(), "snap_m"] = nearest_join["snap_m"].round(
             2).to_numpy()
         out.loc[nearest_join["point"].to_numpy(), "island"] = nearest_join["island"].to_numpy()
         out["network_m"] = np.where(np.isfinite(net), np.round(net, 2), np.nan)
         source = np.where(net_source >= 0, net_source, straight_source)
-        report = network_report(network, stations, source_joins, roads=len(lines))
     out["method"] = "network" if use_network else "straight"
     out["distance_m"] = out["network_m"] if use_network else out["straight_m"]
     out["station_code"] = stations["code"].to_numpy()[source] if len(out) else []
@@ -159,12 +208,7 @@ def run_coverage(
     out["review_reason"] = _review_reasons(out, use_network, max_snap_m)
     out["review"] = out["review_reason"].notna()
     out["distance_m"] = out["distance_m"].astype(object).where(out["distance_m"].notna(), None)
-    parameters = {"threshold_m": threshold_m, "method": method, "max_snap_m": max_snap_m,
-                  "node_tolerance_m": NODE_TOLERANCE_M, "detour_review": DETOUR_REVIEW,
-                  "bbox": list(bbox) if bbox else None, "metric_epsg": metric_epsg}
-    cells = out[COLUMNS].set_geometry("geom")
-    return CoverageRun(cells, report, coverage_about(cells, report, parameters, bbox=bbox,
-                                                     use_network=use_network))
+    return out[COLUMNS].set_geometry("geom")
 
 
 def _review_reasons(out: pd.DataFrame, use_network: bool, max_snap_m: float) -> pd.Series:

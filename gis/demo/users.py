@@ -13,7 +13,8 @@ from gis.access import auth
 DEMO_ACCOUNTS = (("admin", "admin", "管理员"), ("planner", "planner", "规划员（演示）"),
                  ("dispatcher", "dispatcher", "调度员（演示）"),
                  ("analyst", "analyst", "分析员（演示）"),
-                 ("gridowner", "grid_owner", "网格员（演示）"))
+                 ("gridowner", "grid_owner", "网格员（演示）"),
+                 ("supervisor", "supervisor", "监督员（演示）"))
 # One dispatcher per district sub-centre (分中心), limited to its district's cases; the plain
 # "dispatcher" above is the city centre's and sees the whole city.
 DISTRICT_DISPATCHERS = (("dispatcher-lixia", "370102", "历下区分中心调度员（演示）"),

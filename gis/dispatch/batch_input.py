@@ -8,7 +8,6 @@ routed a `reason`. Nothing here touches the database.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gis.dispatch.batch_texts import CodedTexts
 from gis.dispatch.routing import (
     CATEGORY_CODE,
     COMPONENT_CODE,
@@ -26,6 +26,7 @@ from gis.dispatch.routing_settings import RoutingSettings
 from gis.geo.coords import SUPPORTED_CRS, in_china, normalise_crs, to_wgs84_many, valid_lonlat
 from gis.platform.errors import InvalidInputError, NotFoundError
 from gis.platform.settings import CitySettings
+from gis.platform.zip_safety import check_unpacked_size
 
 # Column names hotline systems use, first match wins (case-insensitive, trimmed).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -56,6 +57,11 @@ def _resolve_columns(frame: pd.DataFrame) -> dict[str, str]:
     return found
 
 
+# An .xlsx is a zip: 50 MB of upload can unpack to 50 GB of sheet XML, which pandas would
+# read whole into memory. A million-row sheet of points unpacks to about 150 MB.
+MAX_XLSX_UNPACKED_MB = 1024
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Every cell of a CSV or .xlsx export as text (numbers are checked per row later)."""
     path = Path(path)
@@ -72,6 +78,8 @@ def read_table(path: Path) -> pd.DataFrame:
         from openpyxl.utils.exceptions import InvalidFileException
 
         try:
+            check_unpacked_size(path, limit_mb=MAX_XLSX_UNPACKED_MB,
+                                advice="save the sheet as CSV or split it")
             return pd.read_excel(path, dtype=str, keep_default_na=False)
         except (ValueError, KeyError, OSError, zipfile.BadZipFile, InvalidFileException) as exc:
             # openpyxl's own errors name no path; pandas' and zipfile's are short.
@@ -93,7 +101,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def _numbers(raw: pd.Series, name: str, reason: Any) -> np.ndarray:
     values = _parsed_numbers(raw, name, reason)
     # inf / 1e999 parse as numbers; named here, or they surface later as "(nan, nan)".
-    infinite = np.isinf(values) & (reason == "").to_numpy()
+    infinite = np.isinf(values)
+    infinite[infinite] = (reason[infinite] == "").to_numpy()  # few rows: compare only those
     reason[infinite] = [f"{name} {v!r} is not a finite number"
                         for v in raw[infinite].astype(str).str.strip()]
     return values
@@ -102,26 +111,23 @@ def _numbers(raw: pd.Series, name: str, reason: Any) -> np.ndarray:
 def _parsed_numbers(raw: pd.Series, name: str, reason: Any) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(raw):  # already numbers (a DataFrame, not a file)
         values = raw.to_numpy(dtype=np.float64)
-        reason[np.isnan(values) & (reason == "").to_numpy()] = "missing coordinates"
+        missing = np.isnan(values)
+        missing[missing] = reason.to_numpy()[missing] == ""  # compare only those rows
+        reason[missing] = "missing coordinates"
         return values
     # to_numeric skips surrounding blanks itself; only the failures need the text stripped.
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     failed = np.isnan(values)
     text_values = raw[failed].astype(str).str.strip()
+    free = np.zeros(len(raw), dtype=bool)
+    free[failed] = (reason[failed] == "").to_numpy()  # only failed rows can get a reason
     empty = np.zeros(len(raw), dtype=bool)
     empty[failed] = (text_values == "").to_numpy()
-    empty &= (reason == "").to_numpy()
+    empty &= free
     reason[empty] = "missing coordinates"
-    bad = failed & ~empty & (reason == "").to_numpy()
+    bad = failed & ~empty & free
     reason[bad] = [f"{name} {v!r} is not a number" for v in text_values[bad[failed]]]
     return values
-
-
-def _by_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """`fn` applied to each distinct value once (CRS tags, categories: a handful in 1M rows)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    mapped = fn(pd.Series(uniques, dtype=object)).to_numpy()
-    return pd.Series(mapped[codes], index=values.index, dtype=mapped.dtype)
 
 
 def prepare(frame: pd.DataFrame, *, default_crs: str = "wgs84",
@@ -134,76 +140,92 @@ def prepare(frame: pd.DataFrame, *, default_crs: str = "wgs84",
     # Any: pandas-stubs has no overload for boolean-mask assignment of a list.
     reason: Any = pd.Series([""] * n, index=frame.index, dtype=object)
 
-    def column(key: str, default: str = "") -> pd.Series:
+    # Text columns stay coded (CodedTexts): every check below runs per distinct value.
+    def column(key: str, default: str = "") -> CodedTexts:
         if key in cols:
-            return _by_value(frame[cols[key]], lambda v: v.astype(str).str.strip())
-        return pd.Series([default] * n, index=frame.index, dtype=object)
+            return CodedTexts.of(frame[cols[key]]).map(lambda v: v.astype(str).str.strip())
+        return CodedTexts.constant(default, frame.index)
 
     x = _numbers(frame[cols["x"]], "x", reason)
     y = _numbers(frame[cols["y"]], "y", reason)
-    crs = _by_value(column("crs"),
-                    lambda v: v.str.lower().str.replace("-", "").str.replace("_", ""))
-    crs = crs.where(crs != "", default_crs)
-    unknown = ~crs.isin(SUPPORTED_CRS) & (reason == "")
-    reason[unknown] = [f"unknown coordinate system {c!r}" for c in column("crs")[unknown]]
+    # Rows without a reason yet, kept as a mask: comparing a million texts to "" after
+    # every check cost seconds. So far only rows without finite x and y can have one.
+    free = np.ones(n, dtype=bool)
+    maybe = np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))
+    free[maybe] = reason.to_numpy()[maybe] == ""
+
+    def refuse(rows: np.ndarray, messages: Any) -> None:
+        reason[rows] = messages
+        free[rows] = False
+
+    crs_text = column("crs")
+    crs = crs_text.map(lambda v: v.str.lower().str.replace("-", "").str.replace("_", "")
+                       .replace("", default_crs))
+    tag_codes, crs_tags = pd.factorize(crs.values)  # a handful of tags: compare codes, not texts
+    crs_codes = tag_codes[crs.codes]
+    unknown = ~np.isin(crs_codes, np.flatnonzero(pd.Index(crs_tags).isin(SUPPORTED_CRS))) & free
+    refuse(unknown, [f"unknown coordinate system {c!r}" for c in crs_text.at(unknown)])
     in_range: Any = valid_lonlat(x, y)
-    bad_range = ~in_range & np.isfinite(x) & np.isfinite(y) & (reason == "").to_numpy()
-    reason[bad_range] = [f"({a}, {b}) is not lon/lat" for a, b in zip(x[bad_range],
-                                                                       y[bad_range], strict=True)]
+    bad_range = ~in_range & np.isfinite(x) & np.isfinite(y) & free
+    refuse(bad_range, [f"({a}, {b}) is not lon/lat" for a, b in zip(x[bad_range], y[bad_range],
+                                                                    strict=True)])
     lon = np.full(n, np.nan)
     lat = np.full(n, np.nan)
-    for tag in SUPPORTED_CRS:
-        rows = ((crs == tag) & (reason == "")).to_numpy()
-        if rows.any():
+    for code, tag in enumerate(crs_tags):
+        rows = free & (crs_codes == code)
+        if tag in SUPPORTED_CRS and rows.any():
             lon[rows], lat[rows] = to_wgs84_many(x[rows], y[rows], tag)
-    ok = (reason == "").to_numpy()
-    outside_china = ok & ~np.asarray(in_china(lon, lat), dtype=bool)
-    reason[outside_china] = [f"({a:.6f}, {b:.6f}) is outside China" for a, b in
-                             zip(lon[outside_china], lat[outside_china], strict=True)]
+    outside_china = free & ~np.asarray(in_china(lon, lat), dtype=bool)
+    refuse(outside_china, [f"({a:.6f}, {b:.6f}) is outside China" for a, b in
+                           zip(lon[outside_china], lat[outside_china], strict=True)])
     x1, y1, x2, y2 = city.bbox
     # The snap distance may reach a little past the bbox; widen it by that much.
     pad = settings.max_snap_m / 80_000.0
-    outside_city = ((reason == "").to_numpy()
-                    & ~((lon >= x1 - pad) & (lon <= x2 + pad) & (lat >= y1 - pad)
-                        & (lat <= y2 + pad)))
-    reason[outside_city] = [f"({a:.6f}, {b:.6f}) is outside {city.name}" for a, b in
-                            zip(lon[outside_city], lat[outside_city], strict=True)]
+    outside_city = free & ~((lon >= x1 - pad) & (lon <= x2 + pad) & (lat >= y1 - pad)
+                            & (lat <= y2 + pad))
+    refuse(outside_city, [f"({a:.6f}, {b:.6f}) is outside {city.name}" for a, b in
+                          zip(lon[outside_city], lat[outside_city], strict=True)])
 
     at_text = column("at")
     # Hotline exports mix times with and without an offset; pandas refuses to parse such a
     # column at once, so the two kinds are parsed apart and the aware ones put in city time.
-    aware = at_text.str.contains(r"(?:[Zz]|[+-]\d{2}:?\d{2})$", regex=True)
-    parsed = pd.to_datetime(at_text.where((at_text != "") & ~aware), errors="coerce",
-                            format="mixed")
+    # Per distinct text: exports repeat their times (and the regex costs seconds per million);
+    # each distinct text is parsed once ("mixed" reads every value on its own).
+    texts = pd.Series(at_text.values, dtype=object)
+    aware = pd.Series(texts.str.contains(r"(?:[Zz]|[+-]\d{2}:?\d{2})$", regex=True)
+                      .to_numpy()).astype(bool)
+    has_value = (texts != "").to_numpy(dtype=bool)
+    parsed_values = pd.to_datetime(texts.where(has_value & ~aware), errors="coerce",
+                                   format="mixed")
     if aware.any():
-        with_offset = pd.to_datetime(at_text.where(aware), errors="coerce", format="mixed",
+        with_offset = pd.to_datetime(texts.where(aware), errors="coerce", format="mixed",
                                      utc=True)
-        parsed = parsed.where(~aware, with_offset.dt.tz_convert(settings.timezone)
-                              .dt.tz_localize(None))
-    bad_time = parsed.isna() & (at_text != "") & (reason == "")
-    reason[bad_time] = [f"time {t!r} is not a date and time" for t in at_text[bad_time]]
+        parsed_values = parsed_values.where(~aware, with_offset.dt.tz_convert(
+            settings.timezone).dt.tz_localize(None))
+    parsed = pd.Series(parsed_values.to_numpy()[at_text.codes], index=frame.index)
+    has_time = has_value[at_text.codes]
+    bad_time = parsed.isna().to_numpy() & has_time & free
+    refuse(bad_time, [f"time {t!r} is not a date and time" for t in at_text.at(bad_time)])
     # An export without times is routed as of now (the owner of today).
     local = parsed.dt.as_unit("us").fillna(pd.Timestamp(local_now(settings, now)).as_unit("us"))
 
-    ctype = _by_value(column("category_type", "event"),
-                      lambda v: v.str.lower().replace("", "event"))
-    bad_type = ~ctype.isin(["event", "component"]) & (reason == "")
-    reason[bad_type] = [f"category_type {t!r} must be event or component"
-                        for t in ctype[bad_type]]
+    ctype = column("category_type", "event").map(lambda v: v.str.lower().replace("", "event"))
+    bad_type = ~ctype.test(lambda v: v.isin(["event", "component"])) & free
+    refuse(bad_type, [f"category_type {t!r} must be event or component"
+                      for t in ctype.at(bad_type)])
     ccode = column("category_code")
-    bad_code = ((ccode != "") & ~_by_value(ccode, lambda v: v.str.match(CATEGORY_CODE.pattern))
-                & (reason == ""))
-    reason[bad_code] = [f"category_code {c!r} must be 4 digits" for c in ccode[bad_code]]
+    bad_code = ~ccode.test(lambda v: (v == "") | v.str.match(CATEGORY_CODE.pattern)) & free
+    refuse(bad_code, [f"category_code {c!r} must be 4 digits" for c in ccode.at(bad_code)])
     comp = column("component_code")
-    bad_comp = ((comp != "") & ~_by_value(comp, lambda v: v.str.match(COMPONENT_CODE.pattern))
-                & (reason == ""))
-    reason[bad_comp] = [f"component_code {c!r} must be 16 digits" for c in comp[bad_comp]]
-    link_class = ccode.where((ctype == "component")
-                             & ccode.isin([STREETLIGHT_CLASS, *COVER_CLASSES]), "")
+    bad_comp = ~comp.test(lambda v: (v == "") | v.str.match(COMPONENT_CODE.pattern)) & free
+    refuse(bad_comp, [f"component_code {c!r} must be 16 digits" for c in comp.at(bad_comp)])
+    is_component = ctype.test(lambda v: v == "component")
+    link_class = ccode.series().where(is_component & ccode.test(
+        lambda v: v.isin([STREETLIGHT_CLASS, *COVER_CLASSES])), "")
     return pd.DataFrame({
-        "lon": lon, "lat": lat, "local": local, "category_type": ctype,
-        "category_code": ccode, "component_code": comp, "link_class": link_class,
-        "reason": reason,
+        "lon": lon, "lat": lat, "local": local, "category_type": ctype.series(),
+        "category_code": ccode.series(), "component_code": comp.series(),
+        "link_class": link_class, "reason": reason,
     }, index=frame.index)
 
 

@@ -1,10 +1,14 @@
 """Case numbers: one format everywhere, `<prefix><city date YYYYMMDD><serial of the day>`.
 
 `LX202612030001` is the first case reported on 3 December 2026 (city time) in 历下 (prefix
-`LX`, `CitySettings.case_prefix`); the serial has at least four digits and grows past 9999 on
-a day that needs it. The database function `next_case_no` (migration 0020) hands the serial
-out under a transaction-scoped advisory lock, so concurrent filings never collide and a
-number is never reused while its case exists. The demo generator writes the same format.
+`LX`); each district has its own prefix (`CitySettings.case_prefixes`, chosen from the grid
+the case routes to: 市中 `SZ`, 天桥 `TQ`; `CitySettings.case_prefix` for a district not named).
+The serial has at least four digits and grows past 9999 on a day that needs it. The database
+function `next_case_no` (migration 0020) hands the serial out under a transaction-scoped
+advisory lock, so concurrent filings never collide and a number is never reused while its
+case exists; since migration 0031 it counts every case, not only those the caller's
+row-level security shows (a district user would otherwise reuse another district's number).
+The demo generator writes the same format.
 """
 
 from __future__ import annotations

@@ -152,15 +152,17 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
                 route: RouteFunction | RoutedPoint | None = None,
                 address: str | None = None, geocode_level: str | None = None,
                 geocode_score: float | None = None, case_prefix: str | None = None,
+                city: CitySettings | None = None,
                 repeat_radius_m: float = DEFAULT_RADIUS_M,
                 repeat_window_days: int = DEFAULT_WINDOW_DAYS,
                 supervise_from: int = DEFAULT_SUPERVISE_FROM,
                 simulated: bool = False) -> Case:
     """Record a collected complaint: raw point kept, grid assigned, deadline set, repeats linked.
 
-    The case number is `<case_prefix><city date><serial of the day>` (next_case_no, migration
-    0020) unless `case_no` names one; a routed point that was snapped to its grid is recorded
-    as snapped with the metres.
+    The case number is `<prefix><city date><serial of the day>` (next_case_no, migration
+    0020) unless `case_no` names one; the prefix is `case_prefix` if given, else that of the
+    district the point routes to (`city.case_prefix_for`); a routed point that was snapped to
+    its grid is recorded as snapped with the metres.
     """
     _check_choice("category_type", category_type, CATEGORY_TYPES)
     _check_choice("channel", channel, CHANNELS)
@@ -191,8 +193,8 @@ def create_case(session: Session, *, category_type: str, category_code: str, cha
     case_id = session.execute(
         text("SELECT nextval(pg_get_serial_sequence('cases', 'id'))")).scalar_one()
     if case_no is None:
-        case_no = next_case_no(session, reported_at,
-                               case_prefix or CitySettings().case_prefix)
+        prefix = case_prefix or (city or CitySettings()).case_prefix_for(point.grid_code)
+        case_no = next_case_no(session, reported_at, prefix)
     elif not case_no.strip():
         raise InvalidInputError("case_no must not be blank")
     if session.execute(text("SELECT 1 FROM cases WHERE case_no = :n"), {"n": case_no}).first():

@@ -59,6 +59,13 @@ def link_repeats(session: Session, *, case_id: int, radius_m: float = DEFAULT_RA
         raise InvalidInputError(f"repeat window must be positive days, not {window_days}")
     if supervise_from < 2:
         raise InvalidInputError(f"supervision threshold must be at least 2, not {supervise_from}")
+    # Linkers of one category take turns (until their transaction ends): two complaints at one
+    # spot filed at once each merged the group's rows in their own order and deadlocked, and
+    # neither saw the other; in turns, the second sees the first and joins its group.
+    session.execute(text("""
+        SELECT pg_advisory_xact_lock(hashtextextended(
+            'citygrid.repeats:' || category_type || ':' || category_code, 0))
+        FROM cases WHERE id = :case_id"""), {"case_id": case_id})
     # Earlier = reported before (ties by id), so a back-filled case links to the right ones.
     # Rejected complaints (不予立案) were out of scope, so they do not make a repeat.
     # The new case's values come in as init-plan constants, so the time window is an index
@@ -85,6 +92,13 @@ def link_repeats(session: Session, *, case_id: int, radius_m: float = DEFAULT_RA
     groups = sorted({m.group_id for m in matches})
     group_id = groups[0]  # the oldest root keeps the group's number when groups merge
     matched = tuple(m.id for m in matches)
+    # Lock the group's rows in id order before changing them, so a workflow action holding
+    # one of them waits in line instead of closing a cycle with this transaction.
+    session.execute(text("""
+        SELECT id FROM cases WHERE id IN :ids OR repeat_group_id IN :groups
+        ORDER BY id FOR NO KEY UPDATE""").bindparams(
+        bindparam("ids", expanding=True), bindparam("groups", expanding=True)),
+        {"ids": [*matched, case_id, *groups], "groups": groups})
     session.execute(text("""
         UPDATE cases SET repeat_group_id = :group_id
         WHERE id IN :ids OR repeat_group_id IN :groups""").bindparams(

@@ -77,20 +77,29 @@ def _responsible(out: pd.DataFrame, prepared: pd.DataFrame, conn: Connection) ->
     ctype = np.where(linked, "component", prepared["category_type"])
     ccode = np.where(linked, out["linked_class"].fillna(""), prepared["category_code"])
     unit = out["owner_name"].copy()
-    # Few distinct categories: decide the rule per category, then apply it to its rows.
-    groups: Any = pd.DataFrame({"t": ctype, "c": ccode}, index=out.index).groupby(["t", "c"])
-    for (t, c), index in groups.groups.items():
+    # Few distinct categories: decide the rule per category, then apply it to its rows. The
+    # (type, code) pairs are factorised as arrays (a groupby first made a frame of a million
+    # texts); rows with a missing type or code have no rule, as groupby drops them.
+    type_no, types = pd.factorize(ctype)
+    code_no, codes = pd.factorize(ccode)
+    pair = np.where((type_no < 0) | (code_no < 0), -1, type_no * max(len(codes), 1) + code_no)
+    order = np.argsort(pair, kind="stable")
+    bounds = np.flatnonzero(np.diff(pair[order])) + 1
+    for rows in np.split(order, bounds):
+        if not len(rows) or pair[rows[0]] < 0:
+            continue
+        t, c = types[type_no[rows[0]]], codes[code_no[rows[0]]]
         match = max((r for r in rules if r.category_type == t and c.startswith(r.code_prefix)),
                     key=lambda r: len(r.code_prefix), default=None)
         if match is None or match.rule_kind == "grid_owner":
             continue
         if match.rule_kind == "fixed":
-            unit[index] = match.responsible_unit
+            unit.iloc[rows] = match.responsible_unit
             continue
         fallback = match.responsible_unit or class_owners.get(c)
-        comp_owner = out.loc[index, "comp_owner"]
-        unit[index] = comp_owner.where(comp_owner.notna(), fallback or out.loc[index,
-                                                                              "owner_name"])
+        comp_owner = out["comp_owner"].iloc[rows]
+        unit.iloc[rows] = comp_owner.where(comp_owner.notna(), fallback or
+                                           out["owner_name"].iloc[rows]).to_numpy()
     return unit
 
 

@@ -25,6 +25,8 @@ class RoutingSettings(BaseSettings):
     # Batch routing on the in-process index (gis.dispatch.engine, same answers, much faster)
     # or set-based SQL in PostGIS (the reference; also the fallback when the index refuses).
     batch_engine: Literal["index", "sql"] = "index"
+    # Threads sharing a batch's points on the index (numpy, shapely and pyproj release the GIL).
+    batch_threads: int = Field(default=2, ge=1, le=64)
     # POST /route on the same index (gis.dispatch.engine.single, one version-check query per
     # request) or the per-point SQL of gis.dispatch.routing (the reference).
     single_engine: Literal["index", "sql"] = "index"

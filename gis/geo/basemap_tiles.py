@@ -19,6 +19,7 @@ COMMUNITY_ZOOM = 14  # community outlines and names
 ROAD_NAME_ZOOM = 14
 LANDMARK_ZOOM = 13  # landmark symbols; their names from LANDMARK_NAME_ZOOM
 LANDMARK_NAME_ZOOM = 15
+SUBDISTRICT_LABEL_END_ZOOM = 17  # street names stop here (communities take over)
 LABEL_CELL_PX = (64, 32)  # a Chinese name of 4-6 characters at 12 px is about 50-80 px wide
 
 # Landmarks from the sensitive sites and facilities tables, one kind vocabulary for the page.
@@ -68,7 +69,7 @@ candidates AS (
     SELECT 1 AS p, s.name AS text, 'subdistrict' AS kind,
            ST_Transform(ST_PointOnSurface(s.geom), 3857) AS g, ST_Area(s.geom) AS weight
     FROM subdistricts s, b4326
-    WHERE :z >= :sub_zoom AND :z < 17 AND s.geom && b4326.env
+    WHERE :z >= :sub_zoom AND :z < :sub_label_end AND s.geom && b4326.env
     UNION ALL
     SELECT 2, r.name, 'road', ST_LineInterpolatePoint(r.clipped, 0.5), ST_Length(r.clipped)
     FROM (
@@ -114,11 +115,23 @@ SELECT
 """
 
 
-def basemap_tile(session: Session, tile: TileKey) -> bytes:
-    """The offline base map's MVT at `tile` (outlines, roads, landmarks, thinned labels)."""
+TILE_SIZES = (256, 512)  # screen pixels a tile is drawn at; 512: the page fetches zoom z - 1
+
+
+def basemap_tile(session: Session, tile: TileKey, *, px: int = 256) -> bytes:
+    """The offline base map's MVT at `tile` (outlines, roads, landmarks, thinned labels).
+
+    `px` 512: the tile is drawn 512 px wide at map zoom z + 1, so what shows from which zoom
+    and the label cells are judged at that zoom, and the map looks as with 256 px tiles.
+    """
+    if px not in TILE_SIZES:
+        raise ValueError(f"tile size {px} px: one of {TILE_SIZES}")
+    scale = px // 256
+    up = scale.bit_length() - 1  # zoom levels between the fetched and the drawn zoom
     params: dict[str, object] = {
-        **tile.params, "extent": EXTENT, "buffer": BUFFER, "sub_zoom": SUBDISTRICT_ZOOM,
-        "com_zoom": COMMUNITY_ZOOM, "road_zoom": ROAD_NAME_ZOOM, "mark_zoom": LANDMARK_ZOOM,
-        "mark_name_zoom": LANDMARK_NAME_ZOOM, "cell_w": LABEL_CELL_PX[0],
-        "cell_h": LABEL_CELL_PX[1]}
+        **tile.params, "extent": EXTENT, "buffer": BUFFER, "sub_zoom": SUBDISTRICT_ZOOM - up,
+        "sub_label_end": SUBDISTRICT_LABEL_END_ZOOM - up,
+        "com_zoom": COMMUNITY_ZOOM - up, "road_zoom": ROAD_NAME_ZOOM - up,
+        "mark_zoom": LANDMARK_ZOOM - up, "mark_name_zoom": LANDMARK_NAME_ZOOM - up,
+        "cell_w": LABEL_CELL_PX[0] / scale, "cell_h": LABEL_CELL_PX[1] / scale}
     return run_tile_query(session, _BASEMAP, params)

@@ -139,12 +139,20 @@ SELECT ST_AsMVT(q, :layer, :extent, 'geom') FROM q WHERE q.geom IS NOT NULL
 """
 
 
-def layer_tile(session: Session, layer_id: str, tile: TileKey) -> bytes:
-    """The MVT of staff layer `layer_id` at `tile` (one MVT layer named like the layer)."""
+def layer_tile(session: Session, layer_id: str, tile: TileKey, *, px: int = 256) -> bytes:
+    """The MVT of staff layer `layer_id` at `tile` (one MVT layer named like the layer).
+
+    `px` 512: the tile is drawn 512 px wide at map zoom z + 1; detail zooms and bins (in
+    screen pixels) are judged at that zoom, so the page shows what 256 px tiles would show.
+    """
+    if px not in (256, 512):
+        raise ValueError(f"tile size {px} px: 256 or 512")
+    scale = px // 256
+    shown_z = tile.z + scale.bit_length() - 1  # the map zoom the tile is drawn at
     params: dict[str, object] = {**tile.params, "extent": EXTENT, "buffer": BUFFER,
                                  "layer": layer_id}
     if layer_id == "grid_cells":
-        sql = _GRID_CELLS if tile.z >= GRID_DETAIL_ZOOM else _GRID_COMMUNITIES
+        sql = _GRID_CELLS if shown_z >= GRID_DETAIL_ZOOM else _GRID_COMMUNITIES
         return run_tile_query(session, sql, params)
     if layer_id == "roads":
         return run_tile_query(session, _ROADS, params)
@@ -152,12 +160,12 @@ def layer_tile(session: Session, layer_id: str, tile: TileKey) -> bytes:
     if layer is None:
         raise NotFoundError(
             f"no vector tiles for layer {layer_id!r}; tiled layers: {', '.join(TILE_LAYERS)}")
-    if tile.z >= layer.detail_zoom:
+    if shown_z >= layer.detail_zoom:
         sql = _POINT_FEATURES.format(columns=layer.columns, flagged=layer.flagged,
                                      table=layer.table)
         params["margin"] = tile.metres_per_px() * 256 * BUFFER / EXTENT
         return run_tile_query(session, sql, params)
-    size = bin_size_m(tile, layer.bin_px)
+    size = bin_size_m(tile, layer.bin_px // scale)
     sql = _POINT_BINS.format(flagged=layer.flagged, table=layer.table,
                              shape=_BIN_SQUARE if layer.bins_as_squares else _BIN_CENTRE)
     params.update(size=size, half=HALF_WORLD_M, offset=layer.shift * size,

@@ -27,6 +27,9 @@ ACCEPTED = "JPEG, PNG or HEIC"
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 DATETIME, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 306, 36867, 36881
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON = 1, 2, 3, 4
+# EXIF times outside these years are a reset or forged clock, not when the photo was taken.
+EXIF_YEARS = (1900, 2100)
+MAX_UTC_OFFSET = dt.timedelta(hours=14)
 
 _heif_ready = False
 
@@ -179,13 +182,21 @@ def _taken_at(exif: Image.Exif) -> dt.datetime | None:
         naive = dt.datetime.strptime(raw.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
+    # A reset clock says year 1 or 9999: PostgreSQL keeps such a moment, but the driver
+    # cannot read it back (every list of the case's photos failed), so it is unknown.
+    if not EXIF_YEARS[0] <= naive.year <= EXIF_YEARS[1]:
+        return None
     offset = sub.get(OFFSET_TIME_ORIGINAL)
     if isinstance(offset, str):
         try:
-            return dt.datetime.strptime(f"{naive:%Y-%m-%dT%H:%M:%S}{offset.strip()}",
-                                        "%Y-%m-%dT%H:%M:%S%z")
+            aware = dt.datetime.strptime(f"{naive:%Y-%m-%dT%H:%M:%S}{offset.strip()}",
+                                         "%Y-%m-%dT%H:%M:%S%z")
         except ValueError:
             pass
+        else:
+            # Real offsets lie within ±14:00; PostgreSQL refuses those past ±15:59.
+            if abs(aware.utcoffset() or dt.timedelta()) <= MAX_UTC_OFFSET:
+                return aware
     # Phone cameras write local time without an offset: the city's time (UTC+8).
     return naive.replace(tzinfo=CHINA_TZ)
 

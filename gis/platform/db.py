@@ -50,8 +50,12 @@ def session_options(settings: Settings, role: Role) -> dict[str, str]:
     """Server settings of every connection of `role`'s pool: timeouts, and no JIT."""
     timeout = (settings.db.public_statement_timeout_ms if role == "public"
                else settings.db.statement_timeout_ms)
+    # No JIT: the app's statements are short, and PostgreSQL compiles any plan costed above
+    # jit_above_cost. A grid owner's cases tile (row-level security rules out the spatial index,
+    # so the estimate is a sequential scan) spent ~500 ms compiling to run for ~20 ms.
     return {"statement_timeout": str(timeout),
-            "idle_in_transaction_session_timeout": str(settings.db.idle_in_transaction_timeout_ms)}
+            "idle_in_transaction_session_timeout": str(settings.db.idle_in_transaction_timeout_ms),
+            "jit": "off"}
 
 
 def libpq_options(options: dict[str, str]) -> str:

@@ -341,20 +341,27 @@ class ReadRouter:
             return self.probe.current() is None  # primary down: serve, however stale
         return standby.lag_s <= self.max_lag_s
 
-    def session(self, *, min_lsn: int | None = None) -> tuple[Session | None, str]:
-        """A session on a usable standby and its name, or (None, 'primary'): read there."""
+    def candidates(self, *, min_lsn: int | None = None) -> list[Standby]:
+        """The standbys fresh enough to read now, the next in turn first (may be empty)."""
         now = self.probe.clock()
         with self._lock:
             order = self.standbys[self._next:] + self.standbys[:self._next]
             self._next = (self._next + 1) % max(len(self.standbys), 1)
-            candidates = [s for s in order if self._usable(s, now, min_lsn)]
-        for standby in candidates:
+            return [s for s in order if self._usable(s, now, min_lsn)]
+
+    def mark_down(self, standby: Standby) -> None:
+        """Skip `standby` for `down_s` seconds (a connection to it just failed)."""
+        standby.down_until = self.probe.clock() + self.down_s
+
+    def session(self, *, min_lsn: int | None = None) -> tuple[Session | None, str]:
+        """A session on a usable standby and its name, or (None, 'primary'): read there."""
+        for standby in self.candidates(min_lsn=min_lsn):
             session = standby.sessions()
             try:
                 session.connection()  # fail here, once, rather than inside the route
             except DBAPIError:
                 session.close()
-                standby.down_until = now + self.down_s
+                self.mark_down(standby)
                 continue
             return session, standby.name
         return None, "primary"

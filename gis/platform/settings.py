@@ -122,6 +122,34 @@ class CitySettings(BaseSettings):
     # LX202612030001 (LX = 历下); the database function next_case_no (migration 0020) hands
     # out the serial.
     case_prefix: str = Field(default="LX", pattern=r"^[A-Z]{1,6}$")
+    # Each district's own prefix (CITYGRID_CITY_CASE_PREFIXES, JSON object of 6-digit district
+    # code -> letters), chosen from the grid a new case routes to; a district not named here
+    # gets `case_prefix`. The default is the demo city's (历下 LX, 市中 SZ, 天桥 TQ).
+    case_prefixes: dict[str, str] = {"370102": "LX", "370103": "SZ", "370105": "TQ"}
+
+    @field_validator("case_prefixes")
+    @classmethod
+    def _district_prefixes(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+        for code, prefix in value.items():
+            if not re.fullmatch(r"\d{6}", code) or not re.fullmatch(r"[A-Z]{1,6}", prefix):
+                raise ValueError(f"case prefix {code!r}: {prefix!r} needs a 6-digit district "
+                                 "code and 1-6 capital letters")
+        if len(set(value.values())) < len(value):
+            raise ValueError("two districts share a case prefix; each needs its own")
+        return value
+
+    @model_validator(mode="after")
+    def _one_prefix_when_only_it_is_set(self) -> CitySettings:
+        # A deployment that set CITYGRID_CITY_CASE_PREFIX before the per-district prefixes
+        # keeps numbering every case with it.
+        if "case_prefix" in self.model_fields_set and "case_prefixes" not in self.model_fields_set:
+            self.case_prefixes = {}
+        return self
+
+    def case_prefix_for(self, grid_code: str | None) -> str:
+        """The case-number prefix of the district a grid code lies in (else `case_prefix`)."""
+        return self.case_prefixes.get((grid_code or "")[:6], self.case_prefix)
 
     @model_validator(mode="after")
     def _one_district_when_only_it_is_set(self) -> CitySettings:
@@ -295,6 +323,8 @@ class StaffMapSettings(BaseSettings):
     tile_datum: Literal["wgs84", "gcj02"] = "wgs84"
     tile_max_zoom: int = Field(default=18, ge=1, le=22)
     tile_attribution: str = ""
+    # Render /map's first-view base-map tiles into the tile cache after startup (api/tile_warmup).
+    warm_tiles: bool = True
 
     @field_validator("tile_url", "tile_labels_url")
     @classmethod

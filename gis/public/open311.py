@@ -220,7 +220,7 @@ def submit_request(session: Session, request: NewRequest, *, at: dt.datetime,
                        y=placed.lat if lat is None else lat, crs="wgs84", reported_at=at,
                        actor=ACTOR, description=request.description or "", route=placed,
                        address=placed.address, geocode_level=placed.geocode_level,
-                       geocode_score=placed.geocode_score, case_prefix=city.case_prefix)
+                       geocode_score=placed.geocode_score, city=city)
     session.execute(text("""
         INSERT INTO open311_requests (case_id, service_code, address_string, media_url,
             component_code, reporter_email, reporter_first_name, reporter_last_name,

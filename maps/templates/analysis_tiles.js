@@ -88,7 +88,10 @@ LAYERS.forEach(function (spec) {
     var props = (e.layer && e.layer.properties) || {};
     L.popup({maxWidth: 320}).setLatLng(e.latlng).setContent(popupHtml(spec, props)).openOn(map);
   });
-  if (spec.show) { layer.addTo(map); }
+  // Shown right after the base map (maps/templates/overview.js adds it and then these, in the
+  // same tick): the browser asks for the base tiles first and these next, so the streets do
+  // not wait behind a first view of result tiles. Nothing waits for anything to load.
+  if (spec.show) { (window.cgAfterBase = window.cgAfterBase || []).push(layer); }
   byPart[spec.part] = layer;
 });
 
@@ -101,6 +104,10 @@ function syncLegends() {
 }
 map.on("layeradd layerremove", syncLegends);
 syncLegends();
+// A page without the overview's base map still shows its results.
+setTimeout(function () {
+  (window.cgAfterBase || []).splice(0).forEach(function (l) { l.addTo(map); });
+}, 0);
 // On a phone the method box starts folded: open, it would cover most of the map.
 if (window.innerWidth < 700) {
   document.querySelectorAll(".cg-about[open]").forEach(function (d) { d.removeAttribute("open"); });

@@ -893,3 +893,15 @@ if (CONFIG.services.events && window.EventSource) {
 }
 window.cgDispatch = {map: map, highlight: highlight, nearby: nearbyLayer, grids: grids,
                      lists: listsLoaded, live: live, route: function () { return lastRoute; }};
+
+// window.cgReady (ms since navigation start; bench/pages.py and the tests read it, as on the
+// overview): interactive when the map, its handlers and the case lists of the first view are
+// there; view when the grid tiles shown at first view are drawn too.
+(function () {
+  var ready = window.cgReady = window.cgReady || {};
+  listsLoaded.then(function () {
+    ready.interactive = performance.now();
+    if (!map.hasLayer(grids) || !grids.isLoading()) { ready.view = ready.interactive; return; }
+    grids.once("load", function () { ready.view = performance.now(); });
+  });
+})();

@@ -89,7 +89,7 @@
     }).catch(function () { return "HTTP " + response.status; });
   }
 
-  var flushing = null;
+  var flushing = null, sentTotal = 0;  // sentTotal: items the server accepted since load
   function flush() {
     if (flushing) { return flushing; }
     flushing = (async function () {
@@ -115,6 +115,7 @@
             }
             await deleteItem(item.id);
             sent++;
+            sentTotal++;
             continue;
           }
           var detail = await detailOf(response);
@@ -390,7 +391,7 @@
         if (p.state === "granted") { navigator.geolocation.watchPosition(showMe); }
       }).catch(function () {});
     }
-    if ("serviceWorker" in navigator) {
+    if ("serviceWorker" in navigator && CONFIG.worker) {
       navigator.serviceWorker.register(CONFIG.worker, {scope: CONFIG.scope}).catch(function () {});
     }
     if (window.EventSource) {
@@ -403,9 +404,15 @@
     setInterval(tick, 1000);
     setInterval(flush, 15000);
     renderQueue();
-    loadTasks().then(flush);
+    // window.cgReady (ms since navigation start; bench/pages.py reads it, as on the map
+    // pages): interactive once the first task list and its map are drawn.
+    var ready = window.cgReady = window.cgReady || {};
+    loadTasks().then(function () {
+      ready.interactive = ready.view = performance.now();
+    }).then(flush);
   }
 
-  window.__field = {flush: flush, loadTasks: loadTasks, queue: allItems};
+  window.__field = {flush: flush, loadTasks: loadTasks, queue: allItems,
+                    sent: function () { return sentTotal; }};
   start();
 })();

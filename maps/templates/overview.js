@@ -11,13 +11,18 @@ Object.keys(PANES).forEach(function (name) {
   if (!PANES[name][1]) { pane.style.pointerEvents = "none"; }
 });
 var FETCH = {credentials: "same-origin"};
+// The app's vector tiles are drawn 512 px wide: the tile (x, y) at map zoom z is the server's
+// tile (x, y) of zoom z - 1, asked for with ?px=512 so it holds what zoom z shows. A quarter
+// of the requests of 256 px tiles for the same picture.
+var TILE_PX = 512;
 var tilesLoaded = 0;  // read by tests and the bench
-window.cgOverview = {map: map, tiles: function () { return tilesLoaded; }};
+window.cgOverview = {map: map, tiles: function () { return tilesLoaded; }, tilePx: TILE_PX};
 
-function featureLatLng(coords, geometry, extent, z) {
+function withPx(url) { return url + (url.indexOf("?") < 0 ? "?" : "&") + "px=" + TILE_PX; }
+
+function featureLatLng(coords, geometry, extent, z, size) {
   var p = geometry[0];
   if (Array.isArray(p)) { p = p[0]; }
-  var size = 256;
   var px = L.point(coords.x * size + p.x * size / extent, coords.y * size + p.y * size / extent);
   return map.unproject(px, z);
 }
@@ -33,12 +38,14 @@ var DataGrid = L.VectorGrid.Protobuf.extend({
   _getVectorTilePromise: function (coords, tileBounds) {
     var self = this;
     var key = this._tileCoordsToKey(coords);
-    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, coords, tileBounds)
+    var size = this.getTileSize().x;
+    var fetched = size === 512 ? L.extend(coords.clone(), {z: coords.z - 1}) : coords;
+    return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, fetched, tileBounds)
       .then(function (json) {
         tilesLoaded += 1;
         if (self.options.onTile && self._map) {
           self._drop(key);
-          self._extra[key] = self.options.onTile(coords, json) || null;
+          self._extra[key] = self.options.onTile(coords, json, size) || null;
         }
         return json;
       });
@@ -55,8 +62,9 @@ var DataGrid = L.VectorGrid.Protobuf.extend({
 });
 
 function grid(url, options) {
-  return new DataGrid(url, L.extend({fetchOptions: FETCH, maxNativeZoom: 20, pane: "cg-data",
-                                     maxZoom: T.maxZoom}, options));
+  return new DataGrid(withPx(url), L.extend({
+    fetchOptions: FETCH, maxNativeZoom: 20, pane: "cg-data", maxZoom: T.maxZoom,
+    tileSize: TILE_PX, minZoom: TILE_PX === 512 ? 1 : 0}, options));
 }
 
 // ---- labels: collected from every base-map tile, placed greedily so none touch ------------
@@ -134,13 +142,16 @@ var baseStyles = {
 var base;
 if (T.base.kind === "city") {
   base = grid(T.base.url, {
-    pane: "cg-base", interactive: false, vectorTileLayerStyles: baseStyles,
-    onTile: function (coords, json) {
+    // Canvas, not VectorGrid's default SVG: a first-view base tile holds thousands of road
+    // strokes (two each), which as SVG elements cost the page's main thread most of a second.
+    pane: "cg-base", interactive: false, rendererFactory: L.canvas.tile,
+    vectorTileLayerStyles: baseStyles,
+    onTile: function (coords, json, size) {
       var layer = json.layers.labels;
       if (!layer) { return null; }
       var key = coords.x + ":" + coords.y + ":" + coords.z;
       labelCandidates[key] = layer.features.map(function (f) {
-        return {latlng: featureLatLng(coords, f.geometry, layer.extent, coords.z),
+        return {latlng: featureLatLng(coords, f.geometry, layer.extent, coords.z, size),
                 text: String(f.properties.text), kind: f.properties.kind,
                 p: f.properties.p, z: coords.z};
       });
@@ -169,6 +180,9 @@ if (T.base.kind === "city") {
   if (T.base.labelsUrl) { base = L.layerGroup([base, new Shifted(T.base.labelsUrl, opts)]); }
 }
 base.addTo(map);
+// Layers made before the base map by another script (the analysis results): added right after
+// it, so their tiles are asked for after the base map's (analysis_tiles.js).
+(window.cgAfterBase || []).splice(0).forEach(function (layer) { layer.addTo(map); });
 
 // ---- staff layers -------------------------------------------------------------------------
 function popupHtml(spec, props) {
@@ -217,14 +231,14 @@ function pointLayer(spec) {
       };
       return s;
     })(),
-    onTile: function (coords, json) {
+    onTile: function (coords, json, size) {
       var layer = json.layers[spec.id];
       if (!layer || coords.z >= spec.detailZoom) { return null; }
       var group = L.layerGroup();
       layer.features.forEach(function (f) {
         var n = f.properties.n;
         var cls = "cg-count cg-count-" + spec.id + (f.properties.flagged ? " cg-flagged" : "");
-        L.marker(featureLatLng(coords, f.geometry, layer.extent, coords.z), {
+        L.marker(featureLatLng(coords, f.geometry, layer.extent, coords.z, size), {
           pane: "cg-counts", interactive: false, keyboard: false,
           icon: L.divIcon({className: cls, iconSize: [30, 18], iconAnchor: [15, 9],
                            html: esc(shortCount(n))})
@@ -252,6 +266,7 @@ function heatColor(d) {
 function casesLayer(spec) {
   var heat = grid(spec.url, {
     pane: "cg-heat", interactive: false, maxZoom: spec.detailZoom - 1,
+    rendererFactory: L.canvas.tile,  // never clicked: canvas, like the base map
     vectorTileLayerStyles: {cases: function (props) {
       var color = heatColor(props.density);
       if (!color) { return []; }
@@ -297,14 +312,63 @@ function roadsLayer(spec) {
 }
 
 var overlays = {};
+// The base map goes first: the browser opens six connections to the app, and a first view's
+// data tiles queued beside its base tiles made the streets appear late. Data layers shown at
+// first view are added once the base map has drawn its first view (or after BASE_FIRST_MS,
+// should the base map be slow or down); a layer the person switched in the meantime is left
+// as they set it. cgOverview.dataAfter says which came first ("base" or "timeout").
+var BASE_FIRST_MS = 4000;
+var pending = [];
 T.layers.forEach(function (spec) {
   spec.url = T.tileUrl.replace("{layer}", spec.id);
   var layer = spec.kind === "grid" ? gridLayer(spec) : spec.kind === "roads" ? roadsLayer(spec)
             : spec.kind === "cases" ? casesLayer(spec) : pointLayer(spec);
-  if (spec.show) { layer.addTo(map); }
+  if (spec.show) { pending.push(layer); }
   overlays[spec.name] = layer;
 });
+function showPending(why) {
+  if (window.cgOverview.dataAfter) { return; }
+  window.cgOverview.dataAfter = why;
+  pending.splice(0).forEach(function (layer) { layer.addTo(map); });
+}
+function leaveAsSet(e) {
+  pending = pending.filter(function (l) { return l !== e.layer; });
+}
+map.on("overlayadd overlayremove", leaveAsSet);
+var firstBase = base instanceof L.LayerGroup ? base.getLayers()[0] : base;
+firstBase.once("load", function () { showPending("base"); });
+setTimeout(function () { showPending("timeout"); }, BASE_FIRST_MS);
 Object.keys(EMBEDDED).forEach(function (name) { overlays[name] = EMBEDDED[name]; });
 var bases = {};
 bases[T.base.name] = base;
 L.control.layers(bases, overlays, {collapsed: window.innerWidth < 700, position: "topright"}).addTo(map);
+
+// ---- first view ---------------------------------------------------------------------------
+// window.cgReady.interactive: the map, its layers and handlers are built (this script ran) and
+// the base map's tiles of the first view are drawn; .view: every tiled layer shown at first
+// view has drawn its tiles of that view too. Both in ms since navigation start, for the bench
+// (bench/pages.py) and the tests; later pans and zooms do not move them.
+(function () {
+  var ready = window.cgReady = window.cgReady || {};
+  var z = map.getZoom();
+  var baseTiles = firstBase;  // the base map's first tile layer (above)
+  var waiting = [];
+  function shownAtFirstView(l) {
+    var lo = l.options.minZoom || 0;
+    var hi = l.options.maxZoom === undefined ? Infinity : l.options.maxZoom;
+    if (l instanceof L.GridLayer && z >= lo && z <= hi) { waiting.push(l); }
+  }
+  map.eachLayer(shownAtFirstView);
+  // Data layers still waiting for the base map (above) count too, and their sub-layers.
+  pending.forEach(function (l) {
+    if (l instanceof L.LayerGroup) { l.eachLayer(shownAtFirstView); } else { shownAtFirstView(l); }
+  });
+  function done(layer) {
+    if (layer === baseTiles && ready.interactive === undefined) {
+      ready.interactive = performance.now();
+    }
+    waiting = waiting.filter(function (l) { return l !== layer; });
+    if (!waiting.length && ready.view === undefined) { ready.view = performance.now(); }
+  }
+  waiting.slice().forEach(function (l) { l.once("load", function () { done(l); }); });
+})();

@@ -17,6 +17,7 @@ from tests.analysis.test_analysis_api import BBOX_Q, build_city
 from tests.analysis.test_dark_streets import BBOX, insert_light
 from tests.geo.test_vector_tiles import tiles_covering
 from tests.support.accounts import headers_for
+from tests.support.databases import move_data_versions
 
 Z = 15
 HOTSPOT_Q = {"end": "2024-05-13T00:00:00+08:00", "days": 7, "resolution": 10}
@@ -108,6 +109,7 @@ def test_an_edit_reaches_the_next_tile(client: TestClient, session: Session) -> 
     # Lights fill 亮灯路's 80 m hole: its dark stretch is gone from the tiles at once.
     for i, x in enumerate((120, 140, 160)):
         insert_light(session, 100 + i, x, -500)
+    move_data_versions(session)  # the versions move at commit (migration 0030), as the app's would
     after = tile_values(client, "dark-streets", "stretches", "road_name", params)
     assert "亮灯路" not in after and after == before - {"亮灯路"}
 

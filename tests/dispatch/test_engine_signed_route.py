@@ -21,6 +21,7 @@ from sqlalchemy.pool import Pool
 
 from api.main import create_app
 from gis.access import auth
+from gis.dispatch.engine.route_cache import RouteCacheSettings
 from gis.dispatch.routing import route_point
 from gis.dispatch.routing_settings import RoutingSettings
 from gis.platform.db import transaction
@@ -80,7 +81,11 @@ def fast_city(engine: Engine) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def client(test_settings: Settings, fast_city: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(test_settings)) as c:
+    app = create_app(test_settings)
+    # The one-statement path, as every request takes it while the sign-in cache is not
+    # listening (its own tests: test_engine_fast_route_cache.py).
+    app.state.route_cache_settings = RouteCacheSettings(enabled=False)
+    with TestClient(app) as c:
         yield c
 
 

@@ -77,3 +77,11 @@ def field_base_url(field_settings: Settings) -> Iterator[str]:
     """The app over the field database on a real loopback server."""
     with serve(create_app(field_settings)) as base:
         yield base
+
+
+def wait_sent(page, total: int, timeout: int = 20_000) -> None:
+    """Wait until the field page's queue has had `total` items accepted since it loaded.
+
+    `#queue-count` reads 0 before a click has queued anything, so it cannot say "sent".
+    """
+    page.wait_for_function(f"() => window.__field.sent() >= {total}", timeout=timeout)

@@ -31,7 +31,7 @@ from gis.access import auth
 from gis.platform.db import make_engine, transaction
 from gis.public.resident_report import CATEGORIES
 from tests.dispatch.test_routing import NEW_OWNER, build_city
-from tests.field.conftest import jpeg
+from tests.field.conftest import jpeg, wait_sent
 from tests.support.accounts import PASSWORD, headers_for
 from tests.support.browser import LOOPBACK, OfflinePage, chromium_or_skip, offline_page, serve
 from tests.support.databases import seeded_database
@@ -184,6 +184,7 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
             task.locator(".cat", has_text="待反馈").wait_for(timeout=SLOW_MS)
             task.locator("textarea[name=note]").fill("已处置，请核查")
             task.locator("button[type=submit]").click()
+            wait_sent(wp, 3, timeout=SLOW_MS)  # handle + photo earlier, now the report
             expect(wp.locator("#queue-count")).to_have_text("0", timeout=SLOW_MS)
             expect(wp.locator(f".task[data-case-id='{case_id}']")).to_have_count(
                 0, timeout=SLOW_MS)  # reported back: no longer the worker's task
@@ -197,6 +198,7 @@ def test_done_when_end_to_end_at_phone_size(settings, city_url, tmp_path):
             check.locator("input[name=photos]").set_input_files(files=[{
                 "name": "check.jpg", "mimeType": "image/jpeg", "buffer": jpeg((9, 9, 9))}])
             check.locator("button[type=submit]").click()
+            wait_sent(sp, 2, timeout=SLOW_MS)  # the verification and its photo
             expect(sp.locator("#queue-count")).to_have_text("0", timeout=SLOW_MS)
             no_scroll(sp)
             desk.page.wait_for_function(

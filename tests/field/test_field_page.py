@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from gis.access import auth
 from gis.platform.db import transaction
-from tests.field.conftest import OWNER_WEST, WEST_POINT, jpeg
+from tests.field.conftest import OWNER_WEST, WEST_POINT, jpeg, wait_sent
 from tests.support.accounts import PASSWORD, headers_for
 from tests.support.browser import chromium_or_skip, offline_page
 
@@ -154,6 +154,7 @@ def test_supervisor_verifies_on_site_with_a_photo(field_base_url, field_engine):
         task.locator("input[name=photos]").set_input_files(
             files=[{"name": "check.jpg", "mimeType": "image/jpeg", "buffer": jpeg((9, 9, 9))}])
         task.locator("button[type=submit]").click()
+        wait_sent(page, 2)  # the verification and its photo
         expect(page.locator("#queue-count")).to_have_text("0", timeout=20_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         browser.screenshot("field-supervisor.png")

@@ -174,7 +174,8 @@ def test_idempotency_key_stores_once(client, case, session):
     first = upload(client, case.id, data, key="phone-7-upload-1")
     again = upload(client, case.id, data, key="phone-7-upload-1")
     assert first.status_code == again.status_code == 201
-    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.headers.get("Idempotency-Replayed") == "true"
+    assert "Idempotency-Replayed" not in first.headers
     assert again.json()["id"] == first.json()["id"]
     assert session.execute(text("SELECT count(*) FROM case_media")).scalar_one() == 1
     other = upload(client, case.id, png(), key="phone-7-upload-1", name="p.png")

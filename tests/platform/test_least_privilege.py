@@ -60,14 +60,16 @@ def test_runtime_roles_are_not_superusers(demo_engine: Engine) -> None:
 
 def test_each_pool_connects_as_its_role_with_timeouts(client: TestClient, app: FastAPI) -> None:
     with app.state.engine.connect() as conn:
-        user, timeout = conn.execute(text(
-            "SELECT current_user, current_setting('statement_timeout')")).one()
-    assert (user, timeout) == ("citygrid_app", "1min")
-    with app.state.public_engine.connect() as conn:
-        user, timeout, idle = conn.execute(text(
+        user, timeout, jit = conn.execute(text(
             "SELECT current_user, current_setting('statement_timeout'), "
-            "current_setting('idle_in_transaction_session_timeout')")).one()
-    assert (user, timeout, idle) == ("citygrid_public", "5s", "1min")
+            "current_setting('jit')")).one()
+    assert (user, timeout, jit) == ("citygrid_app", "1min", "off")
+    with app.state.public_engine.connect() as conn:
+        user, timeout, idle, jit = conn.execute(text(
+            "SELECT current_user, current_setting('statement_timeout'), "
+            "current_setting('idle_in_transaction_session_timeout'), "
+            "current_setting('jit')")).one()
+    assert (user, timeout, idle, jit) == ("citygrid_public", "5s", "1min", "off")
 
     async def ogc_user() -> tuple[str, str]:
         async with app.state.pool.acquire() as conn:

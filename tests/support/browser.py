@@ -79,12 +79,20 @@ class OfflinePage:
 
 @contextmanager
 def offline_page(chromium: Path, *, width: int = 1400, height: int = 900,
-                 **context_options: Any) -> Iterator[OfflinePage]:
-    """A zh-CN Chromium page whose non-loopback requests are aborted and recorded."""
+                 intercept: bool = True, **context_options: Any) -> Iterator[OfflinePage]:
+    """A zh-CN Chromium page whose non-loopback requests are aborted and recorded.
+
+    `intercept=False` (bench/pages.py): outside hosts fail in Chromium's own resolver instead of
+    in a Playwright route, which holds every request until this Python process lets it go (tens
+    of ms each on a busy machine, queued one after the other: a cost no user has); they are
+    still recorded.
+    """
     from playwright.sync_api import sync_playwright
 
+    args = CHROMIUM_ARGS if intercept else [
+        *CHROMIUM_ARGS, f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=args)
         try:
             context = browser.new_context(viewport={"width": width, "height": height},
                                           locale="zh-CN", **context_options)
@@ -98,7 +106,11 @@ def offline_page(chromium: Path, *, width: int = 1400, height: int = 900,
                     result.external.append(r.request.url)
                     r.abort()
 
-            page.route("**/*", route)
+            if intercept:
+                page.route("**/*", route)
+            else:
+                page.on("request", lambda r: urlsplit(r.url).hostname != LOOPBACK
+                        and result.external.append(r.url))
             page.on("console",
                     lambda msg: msg.type == "error" and result.errors.append(msg.text))
             page.on("pageerror", lambda exc: result.errors.append(str(exc)))

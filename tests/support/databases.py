@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
@@ -36,3 +37,11 @@ def seeded_database(settings: Settings, kind: str,
         finally:
             engine.dispose()
         yield url
+
+
+def move_data_versions(session: Session) -> None:
+    """Move the data versions now, as commit would, inside a test's rolled-back transaction."""
+    # Migration 0030 moves them in a deferred trigger at commit; firing the pending deferred
+    # events and deferring again is what a commit does first, without ending the transaction.
+    session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+    session.execute(text("SET CONSTRAINTS ALL DEFERRED"))

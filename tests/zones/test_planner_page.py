@@ -16,7 +16,7 @@ from typing import Any
 import geopandas as gpd
 import httpx
 import pytest
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString, Point, box
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -347,3 +347,33 @@ def test_draw_save_and_see_violations_in_chromium(chromium: Path, base_url: str,
     refusal = "the server responded with a status of 422"
     assert sum(refusal in e for e in errors) == 1, errors
     assert [e for e in errors if refusal not in e] == [], f"JavaScript errors: {errors}"
+
+
+def test_planner_page_is_kept_until_a_zone_changes(base_url: str, engine: Engine,
+                                                   town: Town) -> None:
+    """The map part is kept per process by data versions; each user still gets their shell."""
+    planner = headers_for(engine, "planner")
+    dispatcher = headers_for(engine, "dispatcher")
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        first = client.get("/planner", headers=planner)
+        again = client.get("/planner", headers=dispatcher)
+        assert first.status_code == again.status_code == 200
+        # Reused: computed once, and the other user's page carries the other user's shell.
+        assert again.headers["X-Computed-At"] == first.headers["X-Computed-At"]
+        assert "调度员" in again.text and "调度员" not in first.text
+        # A zone saved through the API shows on the very next visit.
+        made = client.post("/zones", json=town.zone(box(300, 300, 330, 330),
+                                                    name="缓存刷新测试夜市"), headers=planner)
+        assert made.status_code == 201, made.json()
+        after = client.get("/planner", headers=planner)
+        assert json.dumps("缓存刷新测试夜市") in after.text
+        # A site written by another tool (not this process) shows too: versions, not events.
+        site = town.wgs84(Point(500, 500))
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO sensitive_sites (name, kind, simulated, geom) VALUES "
+                "('缓存刷新测试小学', 'school_gate', false, "
+                "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"), {"x": site.x, "y": site.y})
+        latest = client.get("/planner", headers=planner)
+        assert json.dumps("缓存刷新测试小学") in latest.text
+        assert latest.headers["X-Computed-At"] >= after.headers["X-Computed-At"]

@@ -151,9 +151,10 @@ async def upload_media(
     out = to_out(record)
     if created:
         return out
-    # A replay answers as the first upload did, and says so.
+    # A replay answers as the first upload did, and says so with the header every other
+    # idempotent write uses (api/idempotency.py), so a phone checks one spelling.
     return JSONResponse(out.model_dump(mode="json"), status_code=201,
-                        headers={"Idempotent-Replayed": "true"})
+                        headers={"Idempotency-Replayed": "true"})
 
 
 @router.get("/cases/{case_ref}/media", response_model=list[MediaOut])

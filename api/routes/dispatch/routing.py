@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -35,11 +36,19 @@ from api.uploads import received_upload
 from gis.access import auth as auth_users
 from gis.access.auth import User
 from gis.dispatch.desk import category_choices, deadline_matrix, dispatcher_layers
-from gis.dispatch.engine.signed import check_engine, signed_check
-from gis.dispatch.engine.single import PointIndex, point_index, route_on_index, route_single
+from gis.dispatch.engine.route_cache import RouteCache, RouteCacheSettings
+from gis.dispatch.engine.signed import CHECK_KEYS, check_engine, signed_check, token_digest
+from gis.dispatch.engine.single import (
+    PointIndex,
+    cached_point_index,
+    point_index,
+    route_on_index,
+    route_single,
+)
 from gis.dispatch.routing import RouteResult
 from gis.dispatch.routing_batch import route_file
 from gis.dispatch.routing_settings import RoutingSettings
+from gis.platform.db import libpq_dsn, role_url
 from gis.platform.errors import AuthenticationError
 from gis.platform.settings import Settings
 from maps.assets import render_html
@@ -106,8 +115,62 @@ def _check_engine(request: Request, settings: Settings) -> Engine:
     return engine
 
 
+def route_cache(request: Request) -> RouteCache | None:
+    """This process's sign-in cache for POST /route (its listener started), None when off."""
+    state = request.app.state
+    cache: RouteCache | None = getattr(state, "route_cache", None)
+    if cache is not None:
+        return cache
+    with _ENGINE_LOCK:
+        cache_settings = getattr(state, "route_cache_settings", None)
+        if cache_settings is None:
+            cache_settings = state.route_cache_settings = RouteCacheSettings()
+        if not cache_settings.enabled:
+            return None
+        cache = getattr(state, "route_cache", None)
+        if cache is None:
+            dsn = libpq_dsn(role_url(state.settings, "app"))
+            cache = state.route_cache = RouteCache(dsn, cache_settings)
+            cache.start()  # until it listens, requests take the one-statement path
+    return cache
+
+
+def close_route_cache(app: Any) -> None:
+    """Stop the app's sign-in cache listener (lifespan shutdown)."""
+    cache: RouteCache | None = getattr(app.state, "route_cache", None)
+    if cache is not None:
+        app.state.route_cache = None
+        cache.close()
+
+
+def _uses_index(user: User, check: Mapping[str, Any], routing: RoutingSettings) -> bool:
+    # A grid owner's rows are cut by row-level security, a district user's scoped by
+    # their district: both are routed in their own session, as behind staff_only.
+    return (routing.single_engine == "index" and not user.is_grid_owner
+            and check["district_code"] is None)
+
+
+def _cached(request: Request, cache: RouteCache, token: str, category: tuple[str, str],
+            routing: RoutingSettings) -> RouteCaller | None:
+    """The caller from the sign-in cache (no statement), or None: take the statement path."""
+    hit = cache.lookup(token_digest(token), category)
+    if hit is None:
+        return None
+    user, check = hit
+    index = None
+    if _uses_index(user, check, routing):
+        index = cached_point_index(database=check["db"], version=int(check["version"]),
+                                   city=request.app.state.settings.city)
+        if index is None:  # not built in this process yet: the statement path builds it
+            return None
+    return RouteCaller(user, token, check, category, index)
+
+
 def _signed(request: Request, token: str, category: tuple[str, str],
-            routing: RoutingSettings, settings: Settings) -> RouteCaller | None:
+            routing: RoutingSettings, settings: Settings,
+            cache: RouteCache | None = None) -> RouteCaller | None:
+    # Taken before the statement: a notice arriving while it runs keeps its answer out.
+    generation = cache.generation() if cache is not None else None
     # Autocommit: one statement, no BEGIN or ROLLBACK; it writes nothing, so it needs no
     # audit tag either (bind_user tags the session path below).
     with _check_engine(request, settings).connect() as conn:
@@ -116,12 +179,11 @@ def _signed(request: Request, token: str, category: tuple[str, str],
         if user is None:
             return None
         index = None
-        # A grid owner's rows are cut by row-level security, a district user's scoped by
-        # their district: both are routed in their own session, as behind staff_only.
-        if (routing.single_engine == "index" and not user.is_grid_owner
-                and check["district_code"] is None):
+        if _uses_index(user, check, routing):
             index = point_index(conn, database=check["db"], version=int(check["version"]),
                                 city=settings.city)
+        if cache is not None:
+            cache.remember(generation, token_digest(token), user, check, category, CHECK_KEYS)
         return RouteCaller(user, token, dict(check), category, index)
 
 
@@ -156,9 +218,14 @@ async def route_caller(request: Request,
         # committed; only that session can see them: sign in through it, route by it.
         caller = await run_in_threadpool(_signed_in_session, override(), str(token), category)
     else:
-        caller = await run_in_threadpool(_signed, request, str(token), category,
-                                         get_routing_settings(request),
-                                         request.app.state.settings)
+        routing = get_routing_settings(request)
+        cache = route_cache(request)
+        # A cached sign-in answers on the event loop: no statement, no thread-pool hop.
+        caller = None if cache is None else _cached(request, cache, str(token), category,
+                                                     routing)
+        if caller is None:
+            caller = await run_in_threadpool(_signed, request, str(token), category, routing,
+                                             request.app.state.settings, cache)
     if caller is None:
         raise AuthenticationError("token is unknown, expired or revoked")
     request.state.user = caller.user
@@ -181,12 +248,52 @@ def _in_session(request: Request, caller: RouteCaller, args: dict[str, Any]) -> 
         return route(session)
 
 
-@single_router.post("/route", response_model=RouteResult, summary="Route one complaint")
-async def route_one(request: Request, body: RouteRequest,
-                    caller: Annotated[RouteCaller, Depends(route_caller)]) -> Response:
+async def _route_body(request: Request) -> RouteRequest:
+    """The body as FastAPI would validate a `RouteRequest` parameter (same 422 details)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise RequestValidationError([{"type": "missing", "loc": ("body",),
+                                       "msg": "Field required", "input": None}])
+    kind = request.headers.get("content-type")
+    main, _, subtype = (kind or "").partition(";")[0].strip().lower().partition("/")
+    if kind and not (main == "application" and (subtype == "json" or subtype.endswith("+json"))):
+        data: Any = raw  # as FastAPI: a body that is not JSON is validated as bytes (a 422)
+    else:
+        data = None
+    try:
+        if data is None:
+            data = await request.json()  # route_caller parsed it already: the cached copy
+    except ValueError as exc:
+        raise RequestValidationError([{
+            "type": "json_invalid", "loc": ("body", getattr(exc, "pos", 0)),
+            "msg": "JSON decode error", "input": {}, "ctx": {"error": str(exc)}}]) from None
+    try:
+        return RouteRequest.model_validate(data, from_attributes=True)  # as FastAPI validates
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                      for e in exc.errors()]) from None
+
+
+# What the body parameter and the sign-in dependency declared in the OpenAPI document.
+_ROUTE_OPENAPI: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {
+        "schema": RouteRequest.model_json_schema()}}},
+    "security": [{"OAuth2PasswordBearer": []}],
+}
+
+
+@single_router.post("/route", response_model=RouteResult, summary="Route one complaint",
+                    openapi_extra=_ROUTE_OPENAPI, responses={422: {
+                        "description": "Validation Error", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}})
+async def route_one(request: Request) -> Response:
     """Grid, owner of the day, station, responsible unit and stall zone of one complaint."""
-    # Async, and no session or settings dependencies: each sync dependency would cost two
-    # hops through the thread pool, more than the routing itself.
+    # No FastAPI parameters or dependencies: while app.dependency_overrides is not empty
+    # (api/ogc.py overrides tipg's), FastAPI inspects every dependency's signature again on
+    # every request. The caller is signed in before the body is looked at (a stranger's bad
+    # body is a 401, as behind staff_only), then the body is validated as a parameter was.
+    caller = await route_caller(request, await oauth2_scheme(request))
+    body = await _route_body(request)
     routing = get_routing_settings(request)
     at = body.at or datetime.now(routing.tz)
     args: dict[str, Any] = dict(

@@ -18,6 +18,7 @@ from api.deps import BBoxDep, SettingsDep
 from api.params import SaneDatetime
 from api.read_routing import PublicReadSessionDep
 from api.routes.dispatch.routing import RoutingSettingsDep
+from api.routes.public.rendered_page import cached_page, inputs_key
 from gis.dispatch.routing import local_time
 from gis.public import convenience_map as public
 from maps.assets import render_html
@@ -205,15 +206,26 @@ def public_page(request: Request, session: PublicReadSessionDep, settings: Setti
                 local: LocalDep) -> HTMLResponse:
     """The phone-first convenience map; `?at=` fixes the time 'open now' is judged at."""
     city = settings.city
-    m = public_map(
-        facilities=[f.model_dump() for f in public.list_facilities(session, local=local)],
-        stations=[s.model_dump() for s in public.list_stations(session)],
-        stall_zones=[z.model_dump() for z in
-                     public.list_stall_zones(session, local=local, open_only=False)],
-        districts=public.district_outlines(session), basemap=basemap_for(settings.public),
-        center=city.center,
-        at=local.isoformat(timespec="minutes"), at_fixed="at" in request.query_params,
-        title=f"{city.name} 便民服务地图", api_base=str(request.scope.get("root_path", "")))
-    # Anonymous page: no staff app shell (shell=None).
-    return HTMLResponse(render_html(m, title=f"{city.name} 便民服务地图", shell=None),
-                        headers={"Cache-Control": "no-cache"})
+    facilities = [f.model_dump() for f in public.list_facilities(session, local=local)]
+    stations = [s.model_dump() for s in public.list_stations(session)]
+    zones = [z.model_dump() for z in
+             public.list_stall_zones(session, local=local, open_only=False)]
+    districts = public.district_outlines(session)
+    basemap = basemap_for(settings.public)
+    at = local.isoformat(timespec="minutes")
+    at_fixed = "at" in request.query_params
+    api_base = str(request.scope.get("root_path", ""))
+    title = f"{city.name} 便民服务地图"
+
+    def render() -> str:
+        m = public_map(facilities=facilities, stations=stations, stall_zones=zones,
+                       districts=districts, basemap=basemap, center=city.center, at=at,
+                       at_fixed=at_fixed, title=title, api_base=api_base)
+        # Anonymous page: no staff app shell (shell=None).
+        return render_html(m, title=title, shell=None)
+
+    key = inputs_key([facilities, stations, zones, repr(basemap), list(city.center), at,
+                      at_fixed, title, api_base], districts)
+    html, reused = cached_page(request.app.state, key, render)
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache",
+                                       "X-Page-Cache": "hit" if reused else "miss"})

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import SessionDep, SettingsDep
 from api.open311_xml import XML_MEDIA_TYPE, XMLResponse, errors_document, xml_document
-from api.params import SaneDatetime
+from api.params import MAX_OFFSET_ROWS, SaneDatetime
 from api.read_routing import AppReadSessionDep, PublicReadSessionDep
 from api.routes.dispatch.routing import RoutingSettingsDep
 from gis.access import auth
@@ -318,11 +318,15 @@ def list_requests(
     jurisdiction_id: Jurisdiction = None,
 ) -> list[open311.ServiceRequest] | Response:
     """Service requests newest first, filtered by id, service, dates and status."""
+    offset = (page - 1) * page_size
+    if offset > MAX_OFFSET_ROWS:  # an OFFSET past bigint was a database error, not a 400
+        raise BadInput(f"page {page} of {page_size} starts after request {MAX_OFFSET_ROWS:,}; "
+                       f"no list is that long")
     found = open311.list_requests(
         session, routing=routing, city=settings.city, now=dt.datetime.now(dt.UTC),
         service_codes=_comma_list(service_code), statuses=_comma_list(status),
         start=start_date, end=end_date, request_ids=_comma_list(service_request_id),
-        limit=page_size, offset=(page - 1) * page_size, reader=public_session)
+        limit=page_size, offset=offset, reader=public_session)
     return reply(request, "service_requests", found)  # type: ignore[no-any-return]
 
 

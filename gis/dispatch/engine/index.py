@@ -125,33 +125,30 @@ class RoutingIndex:
         grid_no[pt[first]], metres[pt[first]] = poly[first], dist[first]
         return grid_no, metres
 
-    def _neighbour_lists(self, reach_deg: float) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
-            if reach_deg not in self._neighbours:
-                assert self.grid is not None
-                a, b = self.grid.tree.query(self.grid.polys, predicate="dwithin",
-                                            distance=reach_deg)
-                keep = a != b
-                a, b = a[keep], b[keep]
-                order = np.lexsort((b, a))
-                a, b = a[order], b[order]
-                self._neighbours[reach_deg] = (np.searchsorted(a, np.arange(len(self.codes)
-                                                                            + 1)), b)
-            return self._neighbours[reach_deg]
-
     def nearest_other(self, x: np.ndarray, y: np.ndarray, grid_no: np.ndarray,
-                      reach_deg: float) -> tuple[np.ndarray, np.ndarray]:
-        """Other grid within `reach_deg` (planar) of each point nearest in metres, and metres."""
+                      reach_deg: float, *,
+                      inside: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Other grid within `reach_deg` (planar) of each point nearest in metres, and metres.
+
+        `inside`: every point lies in its grid, so one farther than `reach_deg` from that
+        grid's rings has no other grid within reach (the way there crosses those rings).
+        """
         other = np.full(len(x), -1, dtype=np.int64)
         metres = np.full(len(x), np.nan)
         if self.grid is None or len(x) == 0:
             return other, metres
-        first, nb = self._neighbour_lists(reach_deg)
-        counts = first[grid_no + 1] - first[grid_no]
-        pt = np.repeat(np.arange(len(x)), counts)
-        at = first[grid_no].repeat(counts) + (np.arange(int(counts.sum()))
-                                              - np.repeat(np.cumsum(counts) - counts, counts))
-        poly = nb[at]
+        if inside:
+            # Most points are far from every edge: four or so edges each, not the neighbours'.
+            near_pts = np.flatnonzero(self.grid.edges.ring_distance(x, y, grid_no)
+                                      <= reach_deg * (1 + 1e-9) + 1e-12)
+            other[near_pts], metres[near_pts] = self.nearest_other(
+                x[near_pts], y[near_pts], grid_no[near_pts], reach_deg)
+            return other, metres
+        # Grids in the raster cells of the point's box grown by the reach: a superset of those
+        # within reach (bbox_gap and near_geography decide exactly), at a cost per point.
+        pt, poly = self.grid.box_pairs(x, y, reach_deg * (1 + 1e-9) + 1e-12)
+        other_grid = poly != grid_no[pt]
+        pt, poly = pt[other_grid], poly[other_grid]
         edges = self.grid.edges
         near = edges.bbox_gap(x[pt], y[pt], poly) <= reach_deg
         pt, poly = pt[near], poly[near]

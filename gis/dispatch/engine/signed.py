@@ -10,7 +10,8 @@ tagging is needed, and the token can be checked in the very statement that reads
 The token is checked exactly as gis.access.auth.user_for_token checks it (SHA-256 of the
 token, an active user, not revoked, not expired) at the moment of the request: a revoked
 token, a disabled account or a changed role take effect on the very next request, in every
-worker; nothing about a sign-in is cached in the process.
+worker. With the sign-in cache (gis/dispatch/engine/route_cache.py) this statement is the
+path of a first request and of every request while the cache's listener is not listening.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from gis.platform.settings import Settings
 # single._CHECK (version + rule) with the token's user; no row of `s` when the token is bad.
 _SIGNED_CHECK = f"""
 SELECT {CHECK_COLUMNS},
-       s.user_id, s.username, s.role, s.display_name, s.owner_name, s.district_code
+       s.user_id, s.username, s.role, s.display_name, s.owner_name, s.district_code,
+       s.expires_at
 FROM routing_version v
 LEFT JOIN LATERAL (
     SELECT r.code_prefix, r.rule_kind, r.responsible_unit, r.notes,
@@ -41,11 +43,15 @@ LEFT JOIN LATERAL (
     ORDER BY length(r.code_prefix) DESC LIMIT 1) r ON true
 LEFT JOIN LATERAL (
     SELECT u.id AS user_id, u.username, u.role, u.display_name, u.owner_name,
-           to_jsonb(u) ->> 'district_code' AS district_code  -- NULL before migration 0028
+           to_jsonb(u) ->> 'district_code' AS district_code,  -- NULL before migration 0028
+           t.expires_at
     FROM api_tokens t JOIN users u ON u.id = t.user_id
     WHERE t.token_sha256 = :token AND u.active
       AND t.revoked_at IS NULL AND t.expires_at > now()) s ON true
 """
+# The check row's routing part (single.CHECK_COLUMNS' names): what route_cache keeps per category.
+CHECK_KEYS = ("version", "db", "db_role", "code_prefix", "rule_kind", "responsible_unit",
+              "notes", "class_owner")
 
 
 def check_engine(settings: Settings) -> Engine:

@@ -39,6 +39,7 @@ from gis.dispatch.engine import geodesy
 from gis.dispatch.engine import index as index_sql  # its _CELLS and _ZONES statements
 from gis.dispatch.engine.grid import GridRaster
 from gis.dispatch.engine.index import RoutingIndex
+from gis.dispatch.engine.nearest_other import NeighbourLists
 from gis.dispatch.engine.polygons import Polygons
 from gis.dispatch.routing import (
     OwnerInfo,
@@ -120,6 +121,9 @@ class PointIndex(RoutingIndex):
         self.grid = (_Cells(shapely.from_wkb(cells["wkb"].map(bytes).to_numpy()))  # type: ignore[assignment]
                      if len(cells) else None)
         self.snap_factor = 1.01 / max(math.cos(math.radians(max_lat)), 0.01)
+        # Per grid the candidates of its points' nearest other grid, edge rows laid out.
+        self.neighbours = (NeighbourLists(self.grid.edges, self.grid.tree, self.snap_factor)
+                           if self.grid is not None else None)
         self._load_owners(conn)
         self._load_stations(conn, metric_epsg)
         self.station_lon = self.stations["lon"].to_numpy(float)
@@ -184,6 +188,13 @@ _CACHE_LOCK = threading.Lock()
 _BUILD_LOCK = threading.Lock()
 
 
+def cached_point_index(*, database: str, version: int, city: CitySettings) -> PointIndex | None:
+    """The index `point_index` built for `version` of `database`, or None (no connection)."""
+    key = (database, version, city.metric_epsg, max(city.bbox[1::2]))
+    with _CACHE_LOCK:
+        return _CACHE.get(key)
+
+
 def point_index(conn: Connection, *, database: str, version: int,
                 city: CitySettings) -> PointIndex:
     """The single-routing index for `version` of `database`, built when the version moved."""
@@ -223,12 +234,16 @@ def _nearest_station(index: PointIndex, lon: float,
     return int(rows[best]), float(metres[best])
 
 
-def _nearest_other(index: PointIndex, lon: float, lat: float,
-                   own: int) -> tuple[int, float] | None:
+def _nearest_other(index: PointIndex, lon: float, lat: float, own: int,
+                   inside: bool = False) -> tuple[int, float] | None:
     """Grid other than `own` nearest in metres among the 8 nearest in degrees, and metres."""
     grid = index.grid
     if grid is None or len(index.codes) < 2:
         return None
+    if inside and index.neighbours is not None:  # the point lies in `own` (not snapped)
+        found = index.neighbours.nearest_other(lon, lat, own)
+        if found is not None:
+            return found
     point = shapely.points(lon, lat)
     xs, ys = np.array([lon]), np.array([lat])
 
@@ -369,7 +384,7 @@ def route_on_index(index: PointIndex, check: Mapping[str, Any], *, x: float, y: 
         st = index.station_rows[nearest[0]]
         station = StationInfo(code=st.code, name=st.name, phone=st.phone,
                               distance_m=round(nearest[1], 2))
-    other = _nearest_other(index, lon, lat, grid_no)
+    other = _nearest_other(index, lon, lat, grid_no, inside=not snapped)
     other_m = None if other is None else round(other[1], 2)
     cell = index.cell_rows[grid_no]
     return RouteResult(

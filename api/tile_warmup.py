@@ -1,0 +1,93 @@
+"""The overview's first-view base-map tiles, rendered into the tile cache right after startup.
+
+/map opens at the city centre at zoom OVERVIEW_ZOOM with 512 px tiles, and the page counts as
+interactive once those base-map tiles are drawn (issue 15's budget). On a fresh process each
+of them is an ST_AsMVT over the roads and outlines that the first visitor waits for; a daemon
+thread renders them into the per-process tile cache of api/routes/tiles.py (same keys, same
+time to live) right after startup, for a screen up to WARM_SCREEN_PX, so the first visitor
+gets cached tiles. Startup never waits for it, shutdown stops it between two tiles, and a tile
+asked for before it is warmed is rendered by its request as before.
+
+The cache keeps tiles per viewer scope; the base map is warmed for the scope of city staff
+("staff": dispatchers, planners, analysts, supervisors). Grid owners and district sub-centre
+staff have scopes of their own and still render their first view themselves.
+`CITYGRID_MAP_WARM_TILES=false` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from functools import partial
+from types import SimpleNamespace
+
+from fastapi import FastAPI
+
+from api.overview_map import OVERVIEW_ZOOM
+from api.routes import tiles as tile_routes
+from gis.geo.basemap_tiles import basemap_tile
+from gis.geo.tiles import TileKey
+
+log = logging.getLogger(__name__)
+
+WARM_SCREEN_PX = (1920, 1080)  # covers the bench's 1440x900 and 390x844 views
+TILE_PX = 512  # as the pages draw them (maps/templates/overview.js)
+STAFF_SCOPE = "staff"  # api.routes.tiles._scope of a city-staff user
+
+
+def first_view_tiles(center: tuple[float, float], *, zoom: int = OVERVIEW_ZOOM,
+                     screen: tuple[int, int] = WARM_SCREEN_PX) -> list[TileKey]:
+    """Server tiles (zoom - 1, asked with ?px=512) a map at `center` and `zoom` draws first."""
+    lat, lon = center
+    world = 256 * 2**zoom  # map pixels at `zoom`; 512 px tiles: 2**(zoom - 1) per row
+    cx = (lon + 180) / 360 * world
+    cy = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * world
+    w, h = screen
+    last = 2 ** (zoom - 1) - 1
+    xs = range(max(0, int((cx - w / 2) // TILE_PX)), min(last, int((cx + w / 2) // TILE_PX)) + 1)
+    ys = range(max(0, int((cy - h / 2) // TILE_PX)), min(last, int((cy + h / 2) // TILE_PX)) + 1)
+    # Centre first: the tiles every screen size needs are warm soonest.
+    keys = [TileKey(zoom - 1, x, y) for x in xs for y in ys]
+    return sorted(keys, key=lambda t: (t.x + 0.5 - cx / TILE_PX) ** 2
+                  + (t.y + 0.5 - cy / TILE_PX) ** 2)
+
+
+def warm_base_tiles(app: FastAPI, tiles: list[TileKey], stop: threading.Event) -> int:
+    """Render `tiles` of the base map into the app's tile cache; returns how many were."""
+    holder = SimpleNamespace(app=app)  # what the cache helper reads of a request
+    done = 0
+    for tile in tiles:
+        if stop.is_set():
+            break
+        key = (STAFF_SCOPE, "basemap", tile.z, tile.x, tile.y, TILE_PX)
+        with app.state.sessionmaker() as session:
+            tile_routes._cached(holder, key, tile_routes.BASEMAP_TTL_S,  # type: ignore[arg-type]
+                                partial(basemap_tile, session, tile, px=TILE_PX))
+        done += 1
+    return done
+
+
+def start_tile_warmup(app: FastAPI, center: tuple[float, float]) -> threading.Event:
+    """Warm the first view's base tiles in a daemon thread; set the returned event to stop."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            warm_base_tiles(app, first_view_tiles(center), stop)
+        except Exception:  # a warm-up that fails costs the first visitor time, nothing else
+            log.warning("base-map tile warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="citygrid-tile-warmup", daemon=True)
+    thread.start()
+    app.state.tile_warmup = (thread, stop)
+    return stop
+
+
+def stop_tile_warmup(app: FastAPI) -> None:
+    """Stop the warm-up thread (between two tiles) before the engines are disposed."""
+    running = getattr(app.state, "tile_warmup", None)
+    if running is not None:
+        thread, stop = running
+        stop.set()
+        thread.join(timeout=10)
