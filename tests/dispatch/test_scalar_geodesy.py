@@ -1,9 +1,11 @@
 """scalar_geodesy.edge_nearest gives geodesy.edge_nearest's bits, edge by edge.
 
 POST /route's nearest other grid measures its few edges with the float version; the batch
-path and the full search use the numpy one. Compared bit for bit on random edges around the
-city (short grid edges and long ones), on degenerate edges, with the point on a vertex, on an
-edge's interior and on the edge's great circle outside it.
+path and the full search use the compiled one (gis/dispatch/engine/sphere.py). Compared bit for
+bit on random edges around the city (short grid edges and long ones), on degenerate edges,
+with the point on a vertex, on an edge's interior and on the edge's great circle outside it.
+Both use the C library's sin and cos, as PostGIS does; the numpy version they replaced failed
+here on CPUs where numpy computes float64 sin/cos with its own AVX-512 code (SVML).
 """
 
 from __future__ import annotations

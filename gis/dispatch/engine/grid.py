@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
+from gis.dispatch.engine import kernels
 from gis.dispatch.engine.polygons import Polygons
 
 EMPTY, CHECK = -2, -1
@@ -109,19 +110,14 @@ class GridRaster:
         value = np.where(inside, self.value[cell], EMPTY)
         result = np.where(value >= 0, value, -1).astype(np.int64)
         check = np.flatnonzero(value == CHECK)
-        first, last = self.cand_first[cell[check]], self.cand_first[cell[check] + 1]
         # Candidates are sorted by polygon within a cell. Tested in that order, a point is done
         # at its first hit (the smallest, as on shared edges), so most test one or two; every
         # candidate may miss (a point just outside the grid).
-        rank = 0
-        while len(check):
-            more = first + rank < last
-            check, first, last = check[more], first[more], last[more]
-            poly = self.cand_poly[first + rank]
-            hit = self.edges.intersects(x[check], y[check], poly)
-            result[check[hit]] = poly[hit]
-            check, first, last = check[~hit], first[~hit], last[~hit]
-            rank += 1
+        e = self.edges
+        result[check] = kernels.locate_checked(
+            np.ascontiguousarray(x[check], dtype=np.float64),
+            np.ascontiguousarray(y[check], dtype=np.float64), cell[check], e.ax, e.ay, e.bx,
+            e.by, e.ring, e.hole, e.first, self.cand_first, self.cand_poly)
         return result
 
     def box_pairs(self, x: np.ndarray, y: np.ndarray,

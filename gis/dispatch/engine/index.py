@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gis.dispatch.engine import geodesy
+from gis.dispatch.engine import geodesy, kernels
 from gis.dispatch.engine.grid import GridRaster
 from gis.dispatch.engine.polygons import Polygons
 
@@ -69,6 +69,7 @@ class RoutingIndex:
         self.zones = Polygons.from_shapely(np.asarray(zone_polys)) if len(zones) else None
         self._neighbours: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
+        self.compile_kernels()
 
     def _load_owners(self, conn: Connection) -> None:
         owners = pd.DataFrame(conn.execute(text(_OWNERS)).mappings().all(),
@@ -138,12 +139,8 @@ class RoutingIndex:
         if self.grid is None or len(x) == 0:
             return other, metres
         if inside:
-            # Most points are far from every edge: four or so edges each, not the neighbours'.
-            near_pts = np.flatnonzero(self.grid.edges.ring_distance(x, y, grid_no)
-                                      <= reach_deg * (1 + 1e-9) + 1e-12)
-            other[near_pts], metres[near_pts] = self.nearest_other(
-                x[near_pts], y[near_pts], grid_no[near_pts], reach_deg)
-            return other, metres
+            # Most points are far from every edge: the compiled loop stops at their own rings.
+            return self._nearest_other_inside(x, y, grid_no, reach_deg)
         # Grids in the raster cells of the point's box grown by the reach: a superset of those
         # within reach (bbox_gap and near_geography decide exactly), at a cost per point.
         pt, poly = self.grid.box_pairs(x, y, reach_deg * (1 + 1e-9) + 1e-12)
@@ -154,6 +151,39 @@ class RoutingIndex:
         pt, poly = pt[near], poly[near]
         near, dist = edges.near_geography(x[pt], y[pt], poly, reach_deg, self.snap_factor)
         pt, poly = pt[near], poly[near]
+        order = np.lexsort((poly, dist, pt))
+        pick = order[np.r_[True, pt[order][1:] != pt[order][:-1]]] if len(pt) else order
+        other[pt[pick]], metres[pt[pick]] = poly[pick], dist[pick]
+        return other, metres
+
+    def compile_kernels(self) -> None:
+        """Compile (or load from numba's cache) the near-boundary kernel for this index's types."""
+        # Numba compiles on first use (or loads its cache, ~0.1 s): here, not in a request.
+        if self.grid is not None:
+            empty = np.zeros(0)
+            self._nearest_other_inside(empty, empty, np.zeros(0, dtype=np.int64), 1e-4)
+            self.grid.locate(np.full(1, np.nan), np.full(1, np.nan))
+
+    def _nearest_other_inside(self, x: np.ndarray, y: np.ndarray, grid_no: np.ndarray,
+                              reach_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        """nearest_other for points inside their grids, from kernels.near_pairs."""
+        grid = self.grid
+        assert grid is not None
+        e = grid.edges
+        pt, poly, hit, _, nlon, nlat, needed = kernels.near_pairs(
+            np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(grid_no, dtype=np.int64), float(reach_deg),
+            float(self.snap_factor), e.ax, e.ay, e.bx, e.by, e.ring, e.hole, e.first, e.bounds,
+            grid.x0, grid.y0, grid.step, grid.nx, grid.ny, grid.value, grid.cand_first,
+            grid.cand_poly)
+        pt, poly, hit = pt[needed], poly[needed], hit[needed]
+        nlon, nlat = nlon[needed], nlat[needed]
+        dist = np.zeros(len(pt))
+        far = np.flatnonzero(~hit)
+        dist[far] = geodesy.geodesic_m(geodesy.rad(x[pt[far]]), geodesy.rad(y[pt[far]]),
+                                       nlon[far], nlat[far])
+        other = np.full(len(x), -1, dtype=np.int64)
+        metres = np.full(len(x), np.nan)
         order = np.lexsort((poly, dist, pt))
         pick = order[np.r_[True, pt[order][1:] != pt[order][:-1]]] if len(pt) else order
         other[pt[pick]], metres[pt[pick]] = poly[pick], dist[pick]

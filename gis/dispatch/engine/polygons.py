@@ -153,27 +153,6 @@ class Polygons:
         metres = geodesy.geodesic_m(plon[pick], plat[pick], nlon[pick], nlat[pick])
         return np.where(hit, 0.0, metres)
 
-    def ring_distance(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
-        """Planar distance (degrees) from point i to the rings of poly[i], inside or not.
-
-        To within rounding (1e-16 degrees), not PostGIS' bits: for deciding "far from every
-        edge" with a margin, so the projection is clipped instead of branching on its ends.
-        """
-        if len(poly) == 0:
-            return np.zeros(0)
-        pair, edge, starts = self._expand(poly)
-        x, y, ax, ay = px[pair], py[pair], self.ax[edge], self.ay[edge]
-        dx, dy = self.bx[edge] - ax, self.by[edge] - ay
-        x -= ax
-        y -= ay
-        length2 = dx * dx + dy * dy
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.clip((x * dx + y * dy) / length2, 0.0, 1.0)
-        r[length2 == 0] = 0.0
-        x -= r * dx
-        y -= r * dy
-        return np.sqrt(np.minimum.reduceat(x * x + y * y, starts))
-
     def bbox_gap(self, px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
         """Planar distance from point i to the bounding box of poly[i] (a lower bound)."""
         b = self.bounds[poly]

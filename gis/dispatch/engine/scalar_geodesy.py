@@ -4,10 +4,9 @@ POST /route measures the metres to the nearest other grid over ~5-10 edge rows. 
 that small numpy spends its time per operation, not per element: edge_nearest's ~150
 operations cost 0.2-0.4 ms of a ~1.5 ms route, the same steps on floats ~10 us per edge.
 
-The arithmetic is geodesy's, operation by operation and in the same order, so the bits are
-the same wherever numpy's float64 sin/cos/atan2/asin are the C library's (numpy without
-AVX-512 SVML, as on x86-64-v3 and below); tests/dispatch/test_scalar_geodesy.py compares
-both bit for bit and fails where they are not.
+The arithmetic is that of gis.dispatch.engine.sphere (compiled, behind geodesy.edge_nearest),
+operation by operation and in the same order, with the same C library functions, so the bits
+are the same on every CPU; tests/dispatch/test_scalar_geodesy.py compares both bit for bit.
 """
 
 from __future__ import annotations
