@@ -12,6 +12,7 @@ with its island, a slanted edge and points on, just inside and just beyond the r
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import shapely
@@ -62,6 +63,7 @@ def _index(polys: np.ndarray) -> RoutingIndex:
     index = RoutingIndex.__new__(RoutingIndex)
     index.grid = GridRaster(polys)
     index.snap_factor = 1.01 / math.cos(math.radians(LAT + 0.01))
+    index._lock, index._frames = threading.Lock(), None
     return index
 
 

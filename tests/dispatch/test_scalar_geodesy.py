@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from gis.dispatch.engine import geodesy, scalar_geodesy
+from gis.dispatch.engine import geodesy, scalar_geodesy, sphere
 
 
 def _compare(plon: np.ndarray, plat: np.ndarray, alon: np.ndarray, alat: np.ndarray,
              blon: np.ndarray, blat: np.ndarray) -> None:
     args = [geodesy.rad(v) for v in (plon, plat, alon, alat, blon, blat)]
     want = geodesy.edge_nearest(*args)
+    # The batch kernel's version, from frames computed once per point and per edge.
+    frames = sphere.edge_frames(alon, alat, blon, blat)
+    framed = sphere.edge_nearest_framed_many(args[0], args[1], frames, np.arange(len(plon)))
+    for w, f in zip(want, framed, strict=True):
+        np.testing.assert_array_equal(f, w)
     for i in range(len(plon)):
         got = scalar_geodesy.edge_nearest(*(float(a[i]) for a in args))
         expected = tuple(float(w[i]) for w in want)

@@ -179,9 +179,42 @@ def _route_shares(index: RoutingIndex, lon: np.ndarray, lat: np.ndarray, days: n
     for key in ("grid_no", "dist", "snapped", "owner", "station", "station_m", "other",
                 "other_dist"):
         joined[key] = np.concatenate([part[key] for part in parts])
-    joined["zones"] = {i + share.start: ids for part, share in zip(parts, shares, strict=True)
+    # Zone hits are keyed by row of the routed arrays: a share's rows follow the routed rows
+    # of the shares before it (not its first input position: some points are not routed).
+    offsets = np.cumsum([0] + [len(part["routed"]) for part in parts[:-1]])
+    joined["zones"] = {i + int(offset): ids for part, offset in zip(parts, offsets, strict=True)
                        for i, ids in part["zones"].items()}
     return joined
+
+
+def _route_in_space_order(index: RoutingIndex, lon: np.ndarray, lat: np.ndarray,
+                          days: np.ndarray, settings: RoutingSettings, per_degree: float,
+                          timings: dict[str, float] | None) -> dict[str, Any]:
+    """_route_shares over the points sorted by place, its answers put back in input order."""
+    clock = Clock(timings)
+    if index.grid is None:
+        return _route_shares(index, lon, lat, days, settings, per_degree, timings)
+    order = index.grid.spatial_order(lon, lat)
+    clock.lap("index: order by place")
+    found = _route_shares(index, lon[order], lat[order], days[order], settings, per_degree,
+                          timings)
+    clock.lap("")
+    # Answers go back in input order: `taken[m]` is the answer row of the m-th routed point
+    # counted in input order, `slot` its inverse (for the stall-zone hits, keyed by row).
+    at_input = order[found["routed"]]
+    back = np.full(len(lon), -1, dtype=np.int64)
+    back[at_input] = np.arange(len(at_input))
+    routed = np.flatnonzero(back >= 0)
+    taken = back[routed]
+    slot = np.empty(len(taken), dtype=np.int64)
+    slot[taken] = np.arange(len(taken))
+    out: dict[str, Any] = {"routed": routed}
+    for key in ("grid_no", "dist", "snapped", "owner", "station", "station_m", "other",
+                "other_dist"):
+        out[key] = found[key][taken]
+    out["zones"] = {int(slot[i]): ids for i, ids in found["zones"].items()}
+    clock.lap("index: order by place")
+    return out
 
 
 def route_chunk_indexed(conn: Connection, prepared: pd.DataFrame, *,
@@ -195,7 +228,7 @@ def route_chunk_indexed(conn: Connection, prepared: pd.DataFrame, *,
     lat = prepared["lat"].to_numpy(dtype=np.float64)
     days = (prepared["local"].to_numpy().astype("datetime64[D]") - _EPOCH).astype(np.int64)
     per_degree = 111_320.0 * max(math.cos(math.radians(max(city.bbox[1::2]))), 0.01)
-    found = _route_shares(index, lon, lat, days, settings, per_degree, timings)
+    found = _route_in_space_order(index, lon, lat, days, settings, per_degree, timings)
     clock.lap("")
     routed, grid_no, dist, snapped = (found["routed"], found["grid_no"], found["dist"],
                                       found["snapped"])

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from gis.dispatch.engine import geodesy, kernels
+from gis.dispatch.engine import geodesy, kernels, short_geodesic, sphere
 from gis.dispatch.engine.grid import GridRaster
 from gis.dispatch.engine.polygons import Polygons
 
@@ -69,6 +69,7 @@ class RoutingIndex:
         self.zones = Polygons.from_shapely(np.asarray(zone_polys)) if len(zones) else None
         self._neighbours: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
+        self._frames: np.ndarray | None = None
         self.compile_kernels()
 
     def _load_owners(self, conn: Connection) -> None:
@@ -163,6 +164,17 @@ class RoutingIndex:
             empty = np.zeros(0)
             self._nearest_other_inside(empty, empty, np.zeros(0, dtype=np.int64), 1e-4)
             self.grid.locate(np.full(1, np.nan), np.full(1, np.nan))
+            geodesy.edge_nearest(empty, empty, empty, empty, empty, empty)
+            short_geodesic.centimetre_metres(empty, empty, empty, empty)
+
+    def _edge_frames(self) -> np.ndarray:
+        """sphere.edge_frames of the grid's edges, computed once per index."""
+        with self._lock:
+            if self._frames is None:
+                assert self.grid is not None
+                e = self.grid.edges
+                self._frames = sphere.edge_frames(e.ax, e.ay, e.bx, e.by)
+            return self._frames
 
     def _nearest_other_inside(self, x: np.ndarray, y: np.ndarray, grid_no: np.ndarray,
                               reach_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +187,7 @@ class RoutingIndex:
             np.ascontiguousarray(grid_no, dtype=np.int64), float(reach_deg),
             float(self.snap_factor), e.ax, e.ay, e.bx, e.by, e.ring, e.hole, e.first, e.bounds,
             grid.x0, grid.y0, grid.step, grid.nx, grid.ny, grid.value, grid.cand_first,
-            grid.cand_poly)
+            grid.cand_poly, self._edge_frames())
         pt, poly, hit = pt[needed], poly[needed], hit[needed]
         nlon, nlat = nlon[needed], nlat[needed]
         dist = np.zeros(len(pt))

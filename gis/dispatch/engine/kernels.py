@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from gis.dispatch.engine.sphere import edge_nearest_one, rad_one
+from gis.dispatch.engine.sphere import edge_nearest_framed, point_frame, rad_one
 
 # Metres per radian of sphere angle between two WGS84 points lie within [b^2/a, a^2/b]
 # (6,335,439 to 6,399,594 m); these bounds are wider, for any length of line.
@@ -106,7 +106,8 @@ def near_pairs(x: np.ndarray, y: np.ndarray, own: np.ndarray, reach: float, fact
                ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray,
                ring: np.ndarray, hole: np.ndarray, first: np.ndarray, bounds: np.ndarray,
                x0: float, y0: float, step: float, nx: int, ny: int, value: np.ndarray,
-               cand_first: np.ndarray, cand_poly: np.ndarray) -> tuple[np.ndarray, ...]:
+               cand_first: np.ndarray, cand_poly: np.ndarray,
+               frames: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per point inside grid own[i]: every other grid within `reach` (planar), nearest points.
 
     Returns pairs (point, grid, hit, sphere angle, nearest lon, lat in radians, needed):
@@ -161,7 +162,8 @@ def near_pairs(x: np.ndarray, y: np.ndarray, own: np.ndarray, reach: float, fact
                     k += 1
         if k == 0:
             continue
-        plon, plat = rad_one(px), rad_one(py)
+        plon = rad_one(px)
+        p0, p1, p2, cos_p, sin_p = point_frame(plon, rad_one(py))
         for m in range(k):
             h = cand[m]
             b = bounds[h]
@@ -184,8 +186,7 @@ def near_pairs(x: np.ndarray, y: np.ndarray, own: np.ndarray, reach: float, fact
             for e in range(first[h], first[h + 1]):
                 if _planar(px, py, ax[e], ay[e], bx[e], by[e]) > limit:
                     continue
-                s, nlon, nlat = edge_nearest_one(plon, plat, rad_one(ax[e]), rad_one(ay[e]),
-                                              rad_one(bx[e]), rad_one(by[e]))
+                s, nlon, nlat = edge_nearest_framed(plon, p0, p1, p2, cos_p, sin_p, frames[e])
                 if s < s_best:
                     s_best, s_lon, s_lat = s, nlon, nlat
             if n_out == len(o_pt):
