@@ -284,7 +284,8 @@ def _cover_risks(request: Request, session: Session, bbox: Any, high_h: float = 
                  ) -> CachedResult[tuple[gpd.GeoDataFrame, AnalysisAbout]]:
     # Hours waited grow with the clock: reused for analysis_cache_seconds at most.
     return cached(request, session, "cover_risk", (bbox.bbox, high_h, medium_h),
-                  lambda: _find_cover_risks(session, bbox, high_h, medium_h), clock=True)
+                  lambda: _find_cover_risks(session, bbox, high_h, medium_h), clock=True,
+                  refresh=lambda fresh: _find_cover_risks(fresh, bbox, high_h, medium_h))
 
 
 def _find_cover_risks(session: Session, bbox: Any, high_h: float, medium_h: float
@@ -326,18 +327,19 @@ def indicators(
         chosen = period_containing(period, day or dt.datetime.now(CHINA_TZ).date())
         start, end = chosen.start, chosen.end
     start, end = (t if t.tzinfo else t.replace(tzinfo=CHINA_TZ) for t in (start, end))
-    def compute() -> tuple[dt.datetime, pd.DataFrame]:
+    def compute(on: Session) -> tuple[dt.datetime, pd.DataFrame]:
         judged = as_of or min(end, dt.datetime.now(CHINA_TZ))
         if judged.tzinfo is None:
             judged = judged.replace(tzinfo=CHINA_TZ)
         return judged, indicator_table(count_indicators(
-            session, start=start, end=end, by=by, as_of=judged, scope=scope,
+            on, start=start, end=end, by=by, as_of=judged, scope=scope,
             categories=category, channels=channel))
 
     # Judged "now" (no as_of, period running): the figures move with the clock.
     running = as_of is None and end > dt.datetime.now(CHINA_TZ)
     key = (start, end, by, as_of, scope, tuple(category or ()), tuple(channel or ()))
-    result = cached(request, session, "indicators", key, compute, clock=running)
+    result = cached(request, session, "indicators", key, lambda: compute(session),
+                    clock=running, refresh=compute)
     judged, table = result.value
     definitions = {label: f"{COUNT_LABELS[num]} / {COUNT_LABELS[den]}"
                    for label, num, den in RATES.values()}
@@ -452,9 +454,11 @@ def report_page(
 
 def _report(request: Request, session: Session, settings: Settings, period: str,
             day: dt.date, scope: str | None) -> CachedResult[ReportData]:
-    return cached(request, session, "report", (period, day, scope),
-                  lambda: build_report(session, kind=period, day=day, city=settings.city.name,
-                                       scope=scope), clock=_running(period, day))
+    def build(on: Session) -> ReportData:
+        return build_report(on, kind=period, day=day, city=settings.city.name, scope=scope)
+
+    return cached(request, session, "report", (period, day, scope), lambda: build(session),
+                  clock=_running(period, day), refresh=build)
 
 
 def _running(period: str, day: dt.date) -> bool:

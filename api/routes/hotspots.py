@@ -83,7 +83,8 @@ def _run(request: Request, session: Session, params: HotspotParams,
          bbox: BBoxDep) -> CachedResult[HotspotResult]:
     # A window ending "now" moves with the clock: reused for analysis_cache_seconds at most.
     return cached(request, session, "hotspots", (_key(params), bbox.bbox),
-                  lambda: _find(session, params, bbox), clock=params.end is None)
+                  lambda: _find(session, params, bbox), clock=params.end is None,
+                  refresh=lambda fresh: _find(fresh, params, bbox))
 
 
 def _key(params: HotspotParams) -> tuple[object, ...]:

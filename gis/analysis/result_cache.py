@@ -6,11 +6,23 @@ caller's row-level-security scope are unchanged, so a warm call costs one small 
 edit to an input makes the next call compute afresh. Results that depend on the clock (cover
 risk "hours waited", a period still running) are reused only for `max_age` seconds, and every
 result says when it was computed.
+
+Stale while refreshing: cases change all day, and each change moves the versions of the
+case-driven analyses (a report took 2-7 s to compute afresh). Where the caller gives a
+`refresh` (the same computation on a session of its own) and `stale_for`, a call after an
+edit gets the previous result for the same parameters and scope, if it is at most `stale_for`
+seconds old, and a background thread computes the new one (once per key at a time) on a new
+session bound like the caller's: same database role and the same after-begin hook (actor,
+district, grid-owner scope), so row-level security scopes it exactly as the request. A result
+built from a stale one (a page rendering a stale report) is not kept, and says the stale
+result's time.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -18,12 +30,17 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gis.analysis.common import CHINA_TZ
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
+# Set while a computation runs: the time of the oldest stale result it used, if any.
+_STALE_AS_OF: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar(
+    "citygrid_stale_as_of", default=None)
 
 # What each analysis reads (its page's context layers included): an edit elsewhere keeps it.
 _PLACES = ("districts", "subdistricts", "communities", "grid_cells")
@@ -48,6 +65,7 @@ class CachedResult(Generic[T]):
     value: T
     computed_at: dt.datetime
     reused: bool
+    refreshing: bool = False  # a stale result; the new one is being computed
 
 
 @dataclass(frozen=True)
@@ -62,39 +80,121 @@ class ResultCache:
 
     def __init__(self, *, max_entries: int = 64) -> None:
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        # The latest result per (analysis, parameters, scope), whatever the versions.
+        self._latest: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
     def fetch(self, session: Session, *, analysis: str, params: Hashable,
-              compute: Callable[[], T], max_age: float | None = None) -> CachedResult[T]:
+              compute: Callable[[], T], max_age: float | None = None,
+              refresh: Callable[[Session], T] | None = None,
+              stale_for: float = 0.0) -> CachedResult[T]:
         """The result of `compute` for these parameters, reused while its inputs are unchanged.
 
         `max_age` (seconds) bounds the reuse of results that depend on the clock; None means
-        they depend only on the data and the parameters.
+        they depend only on the data and the parameters. With `refresh` and `stale_for`, a
+        changed input gets the previous result (at most `stale_for` seconds old) at once and
+        `refresh` runs in the background (see the module's docstring).
         """
-        key = (analysis, params, *read_scope_and_versions(session, INPUTS[analysis]))
+        scope_key = read_scope_and_versions(session, INPUTS[analysis])
+        key = (analysis, params, *scope_key)
+        latest_key = (analysis, params, *scope_key[:2])
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and (max_age is None or now - entry.monotonic <= max_age):
                 self._entries.move_to_end(key)
                 return CachedResult(cast(T, entry.value), entry.computed_at, reused=True)
+            # A session on a shared connection (tests' rolled-back transactions) cannot be
+            # copied for another thread: computed in the request as before.
+            refreshable = refresh is not None and isinstance(session.get_bind(), Engine)
+            stale = self._latest.get(latest_key) if refreshable else None
+            # A clock-bound result is fresh for max_age, then servable stale for stale_for.
+            window = stale_for + (max_age if max_age is not None and max_age > 0 else 0.0)
+            if stale is not None and stale_for > 0 and now - stale.monotonic <= window:
+                start = latest_key not in self._refreshing
+                self._refreshing.add(latest_key)
+            else:
+                stale = None
+        if stale is not None:
+            if start:
+                _start_refresh(self, session, analysis, params, latest_key,
+                               cast(Callable[[Session], object], refresh))
+            used = _STALE_AS_OF.get()
+            _STALE_AS_OF.set(stale.computed_at if used is None else min(used, stale.computed_at))
+            return CachedResult(cast(T, stale.value), stale.computed_at, reused=True,
+                                refreshing=True)
         computed_at = dt.datetime.now(CHINA_TZ)
-        value = compute()
-        with self._lock:
-            self._entries[key] = _Entry(value, computed_at, now)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        outer = _STALE_AS_OF.get()
+        _STALE_AS_OF.set(None)
+        try:
+            value = compute()
+            stale_as_of = _STALE_AS_OF.get()
+        finally:
+            _STALE_AS_OF.set(outer)
+        if stale_as_of is not None:
+            # Built from a stale result: not kept, and as old as that result.
+            _STALE_AS_OF.set(stale_as_of if outer is None else min(outer, stale_as_of))
+            return CachedResult(value, stale_as_of, reused=False, refreshing=True)
+        self._store(key, latest_key, _Entry(value, computed_at, now))
         return CachedResult(value, computed_at, reused=False)
+
+    def _store(self, key: Hashable, latest_key: Hashable, entry: _Entry) -> None:
+        with self._lock:
+            for table, k in ((self._entries, key), (self._latest, latest_key)):
+                table[k] = entry
+                table.move_to_end(k)
+                while len(table) > self.max_entries:
+                    table.popitem(last=False)
+
+    def _refreshed(self, key: Hashable, latest_key: Hashable, value: object,
+                   computed_at: dt.datetime, started: float) -> None:
+        """Keep a background result (under the versions read before it was computed)."""
+        self._store(key, latest_key, _Entry(value, computed_at, started))
+
+    def _done(self, latest_key: Hashable) -> None:
+        with self._lock:
+            self._refreshing.discard(latest_key)
 
     def clear(self) -> None:
         """Forget every result (tests, or after a bulk load from another process)."""
         with self._lock:
             self._entries.clear()
+            self._latest.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _start_refresh(cache: ResultCache, session: Session, analysis: str, params: Hashable,
+                   latest_key: Hashable, refresh: Callable[[Session], object]) -> None:
+    """Compute `refresh` on a new session bound like `session`, in a daemon thread."""
+    bind = session.get_bind()
+    on_begin = session.info.get("citygrid_on_begin")  # api.auth.bind_user's scope hook
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            with Session(bind=bind) as fresh:
+                if on_begin is not None:
+                    fresh.info["citygrid_on_begin"] = on_begin
+                    event.listen(fresh, "after_begin", on_begin)
+                # Versions first: the result holds at least what they say.
+                scope_key = read_scope_and_versions(fresh, INPUTS[analysis])
+                if (analysis, params, *scope_key[:2]) != latest_key:
+                    # Never store a result under another caller's scope.
+                    raise RuntimeError(f"refresh ran as {scope_key[:2]}, not {latest_key}")
+                computed_at = dt.datetime.now(CHINA_TZ)
+                value = refresh(fresh)
+                cache._refreshed((analysis, params, *scope_key), latest_key, value,
+                                 computed_at, started)
+        except Exception:  # logged; the next call after stale_for computes in its request
+            _log.exception("background refresh of %s failed", analysis)
+        finally:
+            cache._done(latest_key)
+
+    threading.Thread(target=run, name=f"refresh-{analysis}", daemon=True).start()
 
 
 def read_scope_and_versions(session: Session, tables: Sequence[str]

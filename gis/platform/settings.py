@@ -198,6 +198,10 @@ class ApiSettings(BaseSettings):
     # result_cache); results that depend on the clock are reused this many seconds at most.
     analysis_cache_seconds: float = Field(default=300, ge=0)
     analysis_cache_entries: int = Field(default=64, ge=0)
+    # After an edit, the case-driven analyses (reports, indicators, hotspots, cover risk)
+    # answer with their previous result (at most this old, saying when it was computed) while
+    # the new one is computed in the background; 0 computes in the request instead.
+    analysis_stale_seconds: float = Field(default=300, ge=0)
     # Idempotency-Key answers are kept this long (api/idempotency.py): a phone offline longer
     # resends as a new write; older keys are purged a few at a time on later keyed writes.
     idempotency_keep_days: float = Field(default=7, gt=0)
