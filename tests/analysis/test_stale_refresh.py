@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session
 
 from api.analysis_cache import COMPUTED_AT, REFRESHING
 from api.main import create_app
@@ -22,16 +24,26 @@ from api.routes import analysis as routes
 from gis.platform.db import make_engine, transaction
 from gis.platform.settings import Settings
 from tests.analysis.test_analysis_api import build_city
-from tests.analysis.test_indicators import at, insert_case
+from tests.analysis.test_indicators import GRID1, GRID2, at, insert_case
 from tests.support.accounts import headers_for
 from tests.support.databases import seeded_database
 
 WEEK = {"period": "weekly", "day": "2024-05-08", "by": "city"}
 
 
+OWNER = "甲中队"
+
+
+def _seed(session: Session) -> None:
+    build_city(session)  # its cases lie in GRID1
+    session.execute(text(
+        "INSERT INTO grid_owners (grid_code, owner_name, owner_kind, phone, valid_from) "
+        "VALUES (:g, :o, 'squad', '13912345678', '2024-01-01')"), {"g": GRID1, "o": OWNER})
+
+
 @pytest.fixture(scope="module")
 def stale_db(settings: Settings) -> Iterator[URL]:
-    yield from seeded_database(settings, "stale", build_city)
+    yield from seeded_database(settings, "stale", _seed)
 
 
 @pytest.fixture
@@ -46,6 +58,17 @@ def _app_settings(settings: Settings, url: URL, stale_s: float) -> Settings:
     copy.db.url = url.render_as_string(hide_password=False)
     copy.api.analysis_stale_seconds = stale_s
     return copy
+
+
+def _settled(client: TestClient) -> tuple[int, dict[str, str]]:
+    """_filed once no refresh is under way (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        filed, headers = _filed(client)
+        if REFRESHING.lower() not in headers:
+            return filed, headers
+        assert time.monotonic() < deadline, "the background refresh never finished"
+        time.sleep(0.1)
 
 
 def _filed(client: TestClient) -> tuple[int, dict[str, str]]:
@@ -117,3 +140,22 @@ def test_a_page_built_from_a_stale_report_is_not_kept(settings: Settings, stale_
     # The page rendered from the stale report was not kept under the new versions: this one
     # is rendered from the refreshed report, which counts the new case.
     assert fresh.text != stale.text
+
+
+def test_a_grid_owners_refresh_counts_only_their_grids(settings: Settings, stale_db: URL,
+                                                        engine: Engine) -> None:
+    app = create_app(_app_settings(settings, stale_db, 300))
+    owner = headers_for(engine, "grid_owner", owner_name=OWNER)
+    with TestClient(app, headers=headers_for(engine, "analyst")) as centre, \
+            TestClient(app, headers=owner) as squad:
+        city_before, _ = _settled(centre)
+        own_before, _ = _settled(squad)
+        assert 0 < own_before <= city_before
+        with transaction(engine) as session:  # one case in the squad's grid, one elsewhere
+            insert_case(session, "S4", reported=at(9), status="filed", grid=GRID1)
+            insert_case(session, "S5", reported=at(9), status="filed", grid=GRID2)
+        assert _filed(squad)[1][REFRESHING.lower()] == "true"
+        assert _filed(centre)[1][REFRESHING.lower()] == "true"
+        # Each refresh ran in its caller's scope (row-level security on the grid owner's).
+        assert _settled(squad)[0] == own_before + 1
+        assert _settled(centre)[0] == city_before + 2
