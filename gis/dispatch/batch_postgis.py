@@ -80,7 +80,7 @@ def _copy_points(conn: Connection, prepared: pd.DataFrame) -> None:
     lat = prepared["lat"].to_numpy(dtype=np.float64)
     days = (prepared["local"].to_numpy().astype("datetime64[D]") - _PG_EPOCH).astype(np.int32)
     _copy_point_rows(conn, lon, lat, days)
-    linked = ((prepared["link_class"] != "") | (prepared["component_code"] != "")).to_numpy()
+    linked = prepared["linked"].to_numpy(dtype=bool)
     components = io.StringIO()
     pd.DataFrame({
         "idx": np.flatnonzero(linked), "lon": lon[linked], "lat": lat[linked],

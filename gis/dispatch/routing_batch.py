@@ -73,9 +73,13 @@ def _rules(conn: Connection) -> tuple[list[Any], dict[str, str]]:
 
 def _responsible(out: pd.DataFrame, prepared: pd.DataFrame, conn: Connection) -> pd.Series:
     rules, class_owners = _rules(conn)
-    linked = out["component_code_linked"].notna()
-    ctype = np.where(linked, "component", prepared["category_type"])
-    ccode = np.where(linked, out["linked_class"].fillna(""), prepared["category_code"])
+    linked = out["component_code_linked"].notna().to_numpy()
+    if linked.any():
+        ctype = np.where(linked, "component", prepared["category_type"])
+        ccode = np.where(linked, out["linked_class"].fillna(""), prepared["category_code"])
+    else:  # the usual batch: no component linked, the categories as given
+        ctype = prepared["category_type"].to_numpy()
+        ccode = prepared["category_code"].to_numpy()
     unit = out["owner_name"].copy()
     # Few distinct categories: decide the rule per category, then apply it to its rows. The
     # (type, code) pairs are factorised as arrays (a groupby first made a frame of a million
@@ -83,11 +87,7 @@ def _responsible(out: pd.DataFrame, prepared: pd.DataFrame, conn: Connection) ->
     type_no, types = pd.factorize(ctype)
     code_no, codes = pd.factorize(ccode)
     pair = np.where((type_no < 0) | (code_no < 0), -1, type_no * max(len(codes), 1) + code_no)
-    order = np.argsort(pair, kind="stable")
-    bounds = np.flatnonzero(np.diff(pair[order])) + 1
-    for rows in np.split(order, bounds):
-        if not len(rows) or pair[rows[0]] < 0:
-            continue
+    for rows in _rows_by_value(pair):
         t, c = types[type_no[rows[0]]], codes[code_no[rows[0]]]
         match = max((r for r in rules if r.category_type == t and c.startswith(r.code_prefix)),
                     key=lambda r: len(r.code_prefix), default=None)
@@ -101,6 +101,18 @@ def _responsible(out: pd.DataFrame, prepared: pd.DataFrame, conn: Connection) ->
         unit.iloc[rows] = comp_owner.where(comp_owner.notna(), fallback or
                                            out["owner_name"].iloc[rows]).to_numpy()
     return unit
+
+
+def _rows_by_value(pair: np.ndarray) -> list[np.ndarray]:
+    """Row positions of each value >= 0 of `pair`: a pass per value when there are few (a
+    batch's handful of categories), else one stable sort."""
+    counts = np.bincount(pair[pair >= 0]) if (pair >= 0).any() else np.zeros(0, dtype=np.int64)
+    present = np.flatnonzero(counts)
+    if len(present) <= 16:
+        return [np.flatnonzero(pair == value) for value in present]
+    order = np.argsort(pair, kind="stable")
+    order = order[pair[order] >= 0]
+    return np.split(order, np.flatnonzero(np.diff(pair[order])) + 1)
 
 
 def route_frame(conn: Connection, frame: pd.DataFrame, *, settings: RoutingSettings,

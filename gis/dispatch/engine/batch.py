@@ -77,7 +77,7 @@ def _zone_column(n: int, hits: dict[int, list[int]]) -> np.ndarray:
 
 def _linked(conn: Connection, prepared: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """The SQL path's component step on the rows that name a component or its category."""
-    linked = ((prepared["link_class"] != "") | (prepared["component_code"] != "")).to_numpy()
+    linked = prepared["linked"].to_numpy(dtype=bool)
     if not linked.any():
         return pd.DataFrame(columns=["idx", "code", "owner", "cls", "dist"])
     for table in ("route_linked", "route_components"):
