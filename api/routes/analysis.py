@@ -194,20 +194,24 @@ def _collection(gdf: gpd.GeoDataFrame, summary: pd.DataFrame,
 
 def _dark_streets(request: Request, session: Session, settings: Settings,
                   params: DarkStreetParams, bbox: BBox | None) -> CachedResult[DarkStreetRun]:
+    def run(on: Session) -> DarkStreetRun:
+        return run_dark_streets(on, method=params.method, threshold_m=params.threshold_m,
+                                step_m=params.step_m, bbox=bbox,
+                                metric_epsg=settings.city.metric_epsg)
+
     return cached(request, session, "dark_streets",
                   (params.method, params.threshold_m, params.step_m, bbox),
-                  lambda: run_dark_streets(session, method=params.method,
-                                           threshold_m=params.threshold_m,
-                                           step_m=params.step_m, bbox=bbox,
-                                           metric_epsg=settings.city.metric_epsg))
+                  lambda: run(session), refresh=run)
 
 
 def _coverage(request: Request, session: Session, settings: Settings, params: CoverageParams,
               bbox: BBox | None) -> CachedResult[CoverageRun]:
+    def run(on: Session) -> CoverageRun:
+        return run_coverage(on, threshold_m=params.threshold_m, method=params.method,
+                            bbox=bbox, metric_epsg=settings.city.metric_epsg)
+
     return cached(request, session, "coverage", (params.threshold_m, params.method, bbox),
-                  lambda: run_coverage(session, threshold_m=params.threshold_m,
-                                       method=params.method, bbox=bbox,
-                                       metric_epsg=settings.city.metric_epsg))
+                  lambda: run(session), refresh=run)
 
 
 def _context(session: Session, bbox: BBox | None, layer_ids: tuple[str, ...]
