@@ -11,6 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from api.analysis_warmup import start_analysis_warmup, stop_analysis_warmup
 from api.csrf import CsrfMiddleware
 from api.errors import document_errors, install_error_handlers
 from api.errors_zh import ChineseErrorsMiddleware
@@ -76,9 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await open_ogc(app, settings)
             if settings.staff_map.warm_tiles and not settings.staff_map.tile_url:
                 start_tile_warmup(app, settings.city.center)  # a daemon thread; never waited for
+            if settings.api.warm_analyses and settings.api.analysis_cache_entries:
+                start_analysis_warmup(app)  # a daemon thread too
             yield
         finally:
             stop_tile_warmup(app)  # between two tiles, before the engines go
+            stop_analysis_warmup(app)
             await close_ogc(app)
             routing.close_route_cache(app)  # POST /route's NOTIFY listener thread
             close_case_events(app)

@@ -21,6 +21,9 @@ def settings() -> Settings:
     # sign-in and report counts would let one test's failures lock out the next. The tests of
     # the shared throttle (tests/access/test_shared_throttle.py) switch it on for themselves.
     s.api.shared_throttle = False
+    # Every app of the suite would compute the default analyses at startup; the warm-up's
+    # own tests (tests/analysis/test_analysis_warmup.py) switch it on.
+    s.api.warm_analyses = False
     return s
 
 

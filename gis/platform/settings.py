@@ -202,6 +202,8 @@ class ApiSettings(BaseSettings):
     # answer with their previous result (at most this old, saying when it was computed) while
     # the new one is computed in the background; 0 computes in the request instead.
     analysis_stale_seconds: float = Field(default=300, ge=0)
+    # The default analysis views computed right after startup (api/analysis_warmup.py).
+    warm_analyses: bool = True
     # Idempotency-Key answers are kept this long (api/idempotency.py): a phone offline longer
     # resends as a new write; older keys are purged a few at a time on later keyed writes.
     idempotency_keep_days: float = Field(default=7, gt=0)
