@@ -26,9 +26,11 @@ from sqlalchemy.orm import Session
 from api.deps import BBox
 from api.routes import analysis as analysis_routes
 from api.routes import hotspots as hotspot_routes
+from api.warmup import start_warmup, stop_warmup
 from gis.analysis.common import CHINA_TZ
 
 log = logging.getLogger(__name__)
+WARMUP_THREAD = "citygrid-analysis-warmup"
 
 
 def default_views(app: FastAPI) -> list[tuple[str, Callable[[Session], Any]]]:
@@ -69,18 +71,10 @@ def warm_analyses(app: FastAPI, stop: threading.Event) -> int:
 
 def start_analysis_warmup(app: FastAPI) -> threading.Event:
     """Warm the default views in a daemon thread; set the returned event to stop."""
-    stop = threading.Event()
-    thread = threading.Thread(target=warm_analyses, args=(app, stop),
-                              name="citygrid-analysis-warmup", daemon=True)
-    thread.start()
-    app.state.analysis_warmup = (thread, stop)
-    return stop
+    return start_warmup(app, "analysis_warmup", WARMUP_THREAD,
+                        lambda stop: warm_analyses(app, stop))
 
 
 def stop_analysis_warmup(app: FastAPI) -> None:
     """Stop the warm-up thread (between two views) before the engines are disposed."""
-    running = getattr(app.state, "analysis_warmup", None)
-    if running is not None:
-        thread, stop = running
-        stop.set()
-        thread.join(timeout=30)
+    stop_warmup(app, "analysis_warmup", timeout=30)

@@ -16,7 +16,6 @@ staff have scopes of their own and still render their first view themselves.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from functools import partial
@@ -26,10 +25,9 @@ from fastapi import FastAPI
 
 from api.overview_map import OVERVIEW_ZOOM
 from api.routes import tiles as tile_routes
+from api.warmup import start_warmup, stop_warmup
 from gis.geo.basemap_tiles import basemap_tile
 from gis.geo.tiles import TileKey
-
-log = logging.getLogger(__name__)
 
 WARM_SCREEN_PX = (1920, 1080)  # covers the bench's 1440x900 and 390x844 views
 TILE_PX = 512  # as the pages draw them (maps/templates/overview.js)
@@ -70,24 +68,10 @@ def warm_base_tiles(app: FastAPI, tiles: list[TileKey], stop: threading.Event) -
 
 def start_tile_warmup(app: FastAPI, center: tuple[float, float]) -> threading.Event:
     """Warm the first view's base tiles in a daemon thread; set the returned event to stop."""
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            warm_base_tiles(app, first_view_tiles(center), stop)
-        except Exception:  # a warm-up that fails costs the first visitor time, nothing else
-            log.warning("base-map tile warm-up failed", exc_info=True)
-
-    thread = threading.Thread(target=run, name="citygrid-tile-warmup", daemon=True)
-    thread.start()
-    app.state.tile_warmup = (thread, stop)
-    return stop
+    return start_warmup(app, "tile_warmup", "citygrid-tile-warmup",
+                        lambda stop: warm_base_tiles(app, first_view_tiles(center), stop))
 
 
 def stop_tile_warmup(app: FastAPI) -> None:
     """Stop the warm-up thread (between two tiles) before the engines are disposed."""
-    running = getattr(app.state, "tile_warmup", None)
-    if running is not None:
-        thread, stop = running
-        stop.set()
-        thread.join(timeout=10)
+    stop_warmup(app, "tile_warmup", timeout=10)

@@ -16,6 +16,11 @@ import math
 import numpy as np
 from numba import njit
 
+# Columns of an edge's frame (edge_frames): what edge_nearest_one derives from the edge alone.
+_N, _C, _VS, _COS_A, _SIN_A, _COS_B, _SIN_B, _LON_A, _LAT_A, _LON_B, _LAT_B = (
+    0, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14)
+FRAME_COLUMNS = 15
+
 
 @njit(cache=True, nogil=True)
 def _normalise(x: float, y: float, z: float) -> tuple[float, float, float]:
@@ -32,51 +37,13 @@ def _cart(lon: float, lat: float) -> tuple[float, float, float]:
 
 
 @njit(cache=True, nogil=True)
-def _sphere_distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    d_lon = lon2 - lon1
-    cos_d_lon = math.cos(d_lon)
-    cos_e, sin_e = math.cos(lat2), math.sin(lat2)
-    cos_s, sin_s = math.cos(lat1), math.sin(lat1)
-    a1 = cos_e * math.sin(d_lon)
-    a2 = cos_s * sin_e - sin_s * cos_e * cos_d_lon
-    return math.atan2(math.sqrt(a1 * a1 + a2 * a2), sin_s * sin_e + cos_s * cos_e * cos_d_lon)
-
-
-@njit(cache=True, nogil=True)
 def edge_nearest_one(plon: float, plat: float, alon: float, alat: float, blon: float,
-                  blat: float) -> tuple[float, float, float]:
+                     blat: float) -> tuple[float, float, float]:
     """(sphere distance, nearest lon, nearest lat) from a point to one edge, in radians."""
-    lon_qpp = (blon + alon) / -2.0
-    lon_qmp = (blon - alon) / 2.0
-    s_minus, s_plus = math.sin(alat - blat), math.sin(alat + blat)
-    s_qpp, s_qmp = math.sin(lon_qpp), math.sin(lon_qmp)
-    c_qpp, c_qmp = math.cos(lon_qpp), math.cos(lon_qmp)
-    n0, n1, n2 = _normalise(s_minus * s_qpp * c_qmp - s_plus * c_qpp * s_qmp,
-                            s_minus * c_qpp * c_qmp + s_plus * s_qpp * s_qmp,
-                            math.cos(alat) * math.cos(blat) * math.sin(blon - alon))
-    p0, p1, p2 = _cart(plon, plat)
-    dot = p0 * n0 + p1 * n1 + p2 * n2
-    k0, k1, k2 = _normalise(p0 - n0 * dot, p1 - n1 * dot, p2 - n2 * dot)
-    klon, klat = math.atan2(k1, k0), math.asin(min(max(k2, -1.0), 1.0))
-    s0, s1, s2 = _cart(alon, alat)
-    e0, e1, e2 = _cart(blon, blat)
-    c0, c1, c2 = _normalise(s0 + e0, s1 + e1, s2 + e2)
-    q0, q1, q2 = _cart(klon, klat)
-    vs_dot = s0 * c0 + s1 * c1 + s2 * c2
-    vp_dot = q0 * c0 + q1 * c1 + q2 * c2
-    in_cone = vp_dot > vs_dot or abs(vp_dot - vs_dot) < 2e-16
-    d2 = _sphere_distance(plon, plat, alon, alat)
-    if alon == blon and alat == blat:
-        return d2, alon, alat
-    best, lon, lat = 1e9, klon, klat
-    if in_cone:
-        best = _sphere_distance(plon, plat, klon, klat)
-    if d2 < best:
-        best, lon, lat = d2, alon, alat
-    d3 = _sphere_distance(plon, plat, blon, blat)
-    if d3 < best:
-        best, lon, lat = d3, blon, blat
-    return best, lon, lat
+    frame = np.empty(FRAME_COLUMNS)
+    _fill_frame(frame, alon, alat, blon, blat)
+    p0, p1, p2, cos_p, sin_p = point_frame(plon, plat)
+    return edge_nearest_framed(plon, p0, p1, p2, cos_p, sin_p, frame)
 
 
 @njit(cache=True, nogil=True)
@@ -91,42 +58,43 @@ def edge_nearest_many(plon: np.ndarray, plat: np.ndarray, alon: np.ndarray, alat
     """edge_nearest_one over arrays: (sphere distance, nearest lon, nearest lat)."""
     n = len(plon)
     d, lon, lat = np.empty(n), np.empty(n), np.empty(n)
+    frame = np.empty(FRAME_COLUMNS)  # one scratch frame, refilled per row
     for i in range(n):
-        d[i], lon[i], lat[i] = edge_nearest_one(plon[i], plat[i], alon[i], alat[i], blon[i],
-                                                blat[i])
+        _fill_frame(frame, alon[i], alat[i], blon[i], blat[i])
+        p0, p1, p2, cos_p, sin_p = point_frame(plon[i], plat[i])
+        d[i], lon[i], lat[i] = edge_nearest_framed(plon[i], p0, p1, p2, cos_p, sin_p, frame)
     return d, lon, lat
 
 
-# Columns of an edge's frame (edge_frames): what edge_nearest_one derives from the edge alone.
-_N, _C, _VS, _COS_A, _SIN_A, _COS_B, _SIN_B, _LON_A, _LAT_A, _LON_B, _LAT_B = (
-    0, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14)
-FRAME_COLUMNS = 15
+@njit(cache=True, nogil=True)
+def _fill_frame(row: np.ndarray, alon: float, alat: float, blon: float, blat: float) -> None:
+    """An edge's frame (radians in): the steps of PostGIS' edge_distance_to_point that depend
+    on the edge alone (robust normal, cone bisector), its ends and their sines and cosines."""
+    lon_qpp = (blon + alon) / -2.0
+    lon_qmp = (blon - alon) / 2.0
+    s_minus, s_plus = math.sin(alat - blat), math.sin(alat + blat)
+    s_qpp, s_qmp = math.sin(lon_qpp), math.sin(lon_qmp)
+    c_qpp, c_qmp = math.cos(lon_qpp), math.cos(lon_qmp)
+    n0, n1, n2 = _normalise(s_minus * s_qpp * c_qmp - s_plus * c_qpp * s_qmp,
+                            s_minus * c_qpp * c_qmp + s_plus * s_qpp * s_qmp,
+                            math.cos(alat) * math.cos(blat) * math.sin(blon - alon))
+    s0, s1, s2 = _cart(alon, alat)
+    e0, e1, e2 = _cart(blon, blat)
+    c0, c1, c2 = _normalise(s0 + e0, s1 + e1, s2 + e2)
+    row[_N], row[_N + 1], row[_N + 2] = n0, n1, n2
+    row[_C], row[_C + 1], row[_C + 2] = c0, c1, c2
+    row[_VS] = s0 * c0 + s1 * c1 + s2 * c2
+    row[_COS_A], row[_SIN_A] = math.cos(alat), math.sin(alat)
+    row[_COS_B], row[_SIN_B] = math.cos(blat), math.sin(blat)
+    row[_LON_A], row[_LAT_A], row[_LON_B], row[_LAT_B] = alon, alat, blon, blat
 
 
 @njit(cache=True, nogil=True)
 def edge_frames(ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
-    """Per edge (degrees in): its normal, cone bisector, ends in radians and their sin/cos."""
+    """Per edge (degrees in): its frame (_fill_frame)."""
     out = np.empty((len(ax), FRAME_COLUMNS))
     for e in range(len(ax)):
-        alon, alat, blon, blat = rad_one(ax[e]), rad_one(ay[e]), rad_one(bx[e]), rad_one(by[e])
-        lon_qpp = (blon + alon) / -2.0
-        lon_qmp = (blon - alon) / 2.0
-        s_minus, s_plus = math.sin(alat - blat), math.sin(alat + blat)
-        s_qpp, s_qmp = math.sin(lon_qpp), math.sin(lon_qmp)
-        c_qpp, c_qmp = math.cos(lon_qpp), math.cos(lon_qmp)
-        n0, n1, n2 = _normalise(s_minus * s_qpp * c_qmp - s_plus * c_qpp * s_qmp,
-                                s_minus * c_qpp * c_qmp + s_plus * s_qpp * s_qmp,
-                                math.cos(alat) * math.cos(blat) * math.sin(blon - alon))
-        s0, s1, s2 = _cart(alon, alat)
-        e0, e1, e2 = _cart(blon, blat)
-        c0, c1, c2 = _normalise(s0 + e0, s1 + e1, s2 + e2)
-        row = out[e]
-        row[_N], row[_N + 1], row[_N + 2] = n0, n1, n2
-        row[_C], row[_C + 1], row[_C + 2] = c0, c1, c2
-        row[_VS] = s0 * c0 + s1 * c1 + s2 * c2
-        row[_COS_A], row[_SIN_A] = math.cos(alat), math.sin(alat)
-        row[_COS_B], row[_SIN_B] = math.cos(blat), math.sin(blat)
-        row[_LON_A], row[_LAT_A], row[_LON_B], row[_LAT_B] = alon, alat, blon, blat
+        _fill_frame(out[e], rad_one(ax[e]), rad_one(ay[e]), rad_one(bx[e]), rad_one(by[e]))
     return out
 
 
