@@ -28,6 +28,20 @@ def start_warmup(app: FastAPI, attr: str, name: str,
     return stop
 
 
+WARMUPS = ("tile_warmup", "analysis_warmup")
+
+
+def wait_for_warmups(app: FastAPI, timeout: float) -> bool:
+    """Wait until every start-up warm-up of `app` has ended; False if one still runs."""
+    for attr in WARMUPS:
+        running = getattr(app.state, attr, None)
+        if running is not None:
+            running[0].join(timeout=timeout)
+            if running[0].is_alive():
+                return False
+    return True
+
+
 def stop_warmup(app: FastAPI, attr: str, timeout: float) -> None:
     """Ask the warm-up to stop (between two steps) and wait for it, before engines go."""
     running = getattr(app.state, attr, None)

@@ -21,10 +21,12 @@ browser context per page (empty cache), every request outside 127.0.0.1 aborted.
 * `req`      requests made; `err` console errors and uncaught exceptions; `out` requests to
              other hosts (aborted)
 
-Budget (issue 15): inter <= 1.0 s, <= 600 KB, 0 errors, 0 outside requests. The server's page
-cache is warmed by one plain GET per page first (and one GET of each /static file the page
-links, which fills the server's gzip cache of static files), so `server` is the cached figure;
-the cold render time of that GET is printed as `cold`. The browser's cache is always empty.
+Budget (issue 15): inter <= 1.0 s, <= 600 KB, 0 errors, 0 outside requests. The start-up
+warm-ups (api/warmup.py) are waited for before the first page: a server is measured as it
+runs, not in its first seconds. The server's page cache is warmed by one plain GET per page
+first (and one GET of each /static file the page links, which fills the server's gzip cache
+of static files), so `server` is the cached figure; the cold render time of that GET is
+printed as `cold`. The browser's cache is always empty.
 
     .venv/bin/python bench/pages.py [--markdown] [--only /map]
 """
@@ -46,6 +48,7 @@ from sqlalchemy import text
 
 from api.main import create_app
 from api.shell import page_paths
+from api.warmup import wait_for_warmups
 from gis.access import auth
 from gis.platform.db import database_url, make_engine, transaction
 from gis.platform.settings import Settings
@@ -200,6 +203,12 @@ def main(markdown: bool = typer.Option(False, help="print a Markdown table for t
     keys = tokens(settings)
     rows: list[Row] = []
     with serve(app) as base:
+        # A server is measured as it runs, not in its first seconds: the start-up warm-ups
+        # (tiles of the first views, the default analyses) compete for the 2 cores meanwhile.
+        waited = time.perf_counter()
+        warm = wait_for_warmups(app, timeout=300)
+        console.print(f"start-up warm-ups {'ended' if warm else 'STILL RUNNING'} after "
+                      f"{time.perf_counter() - waited:.1f} s", highlight=False)
         available = page_paths(app)
         plan: list[tuple[str, str]] = [("anonymous", p) for p in ANONYMOUS_PAGES]
         for role in roles.split(","):

@@ -19,7 +19,8 @@ from gis.platform.partitions import (
 from gis.platform.settings import Settings
 
 partitions_app = typer.Typer(
-    help="Monthly partitions of case_transitions and audit_log (migration 0027)",
+    help="Monthly partitions of cases, case_transitions and audit_log "
+         "(migrations 0027, 0038)",
     no_args_is_help=True)
 console = Console()
 
@@ -77,15 +78,18 @@ def partitions_archive(
     """Write months past the retention to GeoParquet, verify, then detach and drop them."""
     settings = PartitionSettings()
     engine = make_engine(database_url(Settings()))
+    kept: list[tuple[str, int]] = []
     try:
         archived = archive_expired(engine,
                                    retention_months=retention_months or settings.retention_months,
-                                   directory=directory or settings.archive_dir)
+                                   directory=directory or settings.archive_dir, kept=kept)
     except CityGridError as exc:
         raise _fail(exc) from exc
     finally:
         engine.dispose()
     for month in archived:
         console.print(f"{month.partition}: {month.rows} rows -> {month.path} (dropped)")
-    if not archived:
+    for partition, still_open in kept:
+        console.print(f"{partition}: kept, {still_open} case(s) still open")
+    if not archived and not kept:
         console.print("no month is past the retention")

@@ -32,6 +32,7 @@ from gis.demo.city import DemoCity, generate_city, to_storage
 from gis.demo.neighbours import CASE_PREFIXES, DEMO_DISTRICTS, generate_neighbour
 from gis.dispatch.deadlines import find_rule
 from gis.platform.errors import ConflictError
+from gis.platform.partitions import ensure_span
 from gis.platform.settings import CitySettings
 from gis.zones.demo_sites import add_demo_sites
 
@@ -113,6 +114,10 @@ def load_demo(engine: Engine, *, seed: int = DEFAULT_SEED, progress: bool = True
                                             deadline_rule=rules)
             if bar and step is not None:
                 bar.update(step, completed=1)
+            if "cases" in tables and len(tables["cases"]):
+                # Each month of the history gets its partition before its rows arrive.
+                reported = tables["cases"]["reported_at"]
+                ensure_span(conn, "cases", reported.min(), reported.max())
             for table, frame in tables.items():
                 task = bar.add_task(f"{district} {table}", total=1) if bar else None
                 counts[table] = counts.get(table, 0) + _write(conn, table, to_storage(frame))

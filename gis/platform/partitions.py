@@ -1,11 +1,12 @@
-"""Monthly partitions of the append-only history (migration 0027): list, ensure, archive.
+"""Monthly partitions of cases and their history (migrations 0027, 0038): ensure, archive.
 
-`case_transitions` and `audit_log` are partitioned by month of `at` in city time (China
-has one zone; the bounds are made by the SQL function `citygrid_month_partition`, which also
-gives every partition its parent's grants, row-level security and TRUNCATE guard). This
-module keeps months ahead of the clock, moves rows that fell into the DEFAULT partition into
-their own month, and archives months past the retention to GeoParquet before dropping them.
-Run it as the schema owner (`citygrid db partitions ...`); the app roles cannot.
+`cases` (by `reported_at`), `case_transitions` and `audit_log` (by `at`) are partitioned by
+month in city time (China has one zone; the bounds are made by the SQL function
+`citygrid_month_partition`, which also gives every partition its parent's grants, row-level
+security and TRUNCATE guard). This module keeps months ahead of the clock, moves rows that
+fell into the DEFAULT partition into their own month, and archives months past the retention
+to GeoParquet before dropping them. Run it as the schema owner (`citygrid db partitions ...`);
+the app roles cannot.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from gis.platform.db import transaction
@@ -34,7 +35,9 @@ from gis.platform.settings import PROJECT_ROOT
 
 # Must match the zone of citygrid_month_partition (migration 0027).
 PARTITION_ZONE = ZoneInfo("Asia/Shanghai")
-PARTITIONED_TABLES = ("case_transitions", "audit_log")
+PARTITIONED_TABLES = ("cases", "case_transitions", "audit_log")
+# A case still being worked on is not history: its month stays until every case in it ends.
+_ENDED_STATUSES = ("closed", "evaluated", "rejected")
 _MONTH_SUFFIX = re.compile(r"_(\d{4})(\d{2})$")
 _BATCH_ROWS = 50_000
 
@@ -100,7 +103,7 @@ def month_bounds(month: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, dt.datetime(following.year, following.month, 1, tzinfo=PARTITION_ZONE)
 
 
-def _check_table(session: Session, table: str) -> str:
+def _check_table(session: Connection | Session, table: str) -> str:
     key = session.execute(text("""
         SELECT a.attname FROM pg_partitioned_table p
         JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
@@ -159,6 +162,19 @@ def ensure_partitions(session: Session, *, months_ahead: int, today: dt.date | N
                                 {"t": table, "m": month})
                 created.append(name)
     return created
+
+
+def ensure_span(conn: Connection | Session, table: str, first: dt.datetime,
+                last: dt.datetime) -> None:
+    """Create every city-month of `table` from `first` to `last` (a bulk load's range), so its
+    rows go straight to their month instead of waiting in DEFAULT to be moved."""
+    _check_table(conn, table)
+    conn.execute(text(
+        "SELECT citygrid_month_partition(to_regclass(:t), m::date) FROM generate_series("
+        "date_trunc('month', CAST(:first AS timestamptz) AT TIME ZONE :z), "
+        "date_trunc('month', CAST(:last AS timestamptz) AT TIME ZONE :z), "
+        "interval '1 month') AS m"),
+        {"t": table, "first": first, "last": last, "z": PARTITION_ZONE.key})
 
 
 def expired_partitions(session: Session, *, retention_months: int,
@@ -275,6 +291,12 @@ def _dependents(session: Session, *, table: str, partition: str) -> list[tuple[s
     return found
 
 
+def _open_cases(session: Session, partition: str) -> int:
+    return int(session.execute(text(
+        f"SELECT count(*) FROM {_ident(partition)} WHERE status <> ALL(:ended)"),
+        {"ended": list(_ENDED_STATUSES)}).scalar_one())
+
+
 def archive_month(session: Session, *, table: str, month: dt.date, directory: Path
                   ) -> ArchivedMonth:
     """Write one month to GeoParquet, read its row count back, then detach and drop it.
@@ -294,6 +316,11 @@ def archive_month(session: Session, *, table: str, month: dt.date, directory: Pa
     if parent != table:
         raise InvalidInputError(f"{table} has no partition for {month:%Y-%m} ({partition})")
     session.execute(text(f"LOCK TABLE {_ident(partition)} IN SHARE MODE"))
+    if table == "cases":
+        still_open = _open_cases(session, partition)
+        if still_open:
+            raise ConflictError(f"{partition} cannot be archived: {still_open} case(s) of "
+                                f"{month:%Y-%m} are still open")
     dependents = _dependents(session, table=table, partition=partition)
     for child, _, count in dependents:
         referenced = session.execute(text(
@@ -352,8 +379,12 @@ def archive_month(session: Session, *, table: str, month: dt.date, directory: Pa
 
 def archive_expired(engine: Engine, *, retention_months: int, directory: Path,
                     today: dt.date | None = None,
-                    tables: Sequence[str] = PARTITIONED_TABLES) -> list[ArchivedMonth]:
-    """Archive every month past the retention, each month in its own transaction."""
+                    tables: Sequence[str] = PARTITIONED_TABLES,
+                    kept: list[tuple[str, int]] | None = None) -> list[ArchivedMonth]:
+    """Archive every month past the retention, each month in its own transaction.
+
+    A month of cases with cases still open stays (appended to `kept` with their count).
+    """
     with transaction(engine) as session:
         expired = expired_partitions(session, retention_months=retention_months, today=today,
                                      tables=tables)
@@ -361,6 +392,10 @@ def archive_expired(engine: Engine, *, retention_months: int, directory: Path,
     for part in expired:
         assert part.month is not None
         with transaction(engine) as session:
+            if part.table == "cases" and (still_open := _open_cases(session, part.name)):
+                if kept is not None:
+                    kept.append((part.name, still_open))
+                continue
             archived.append(archive_month(session, table=part.table, month=part.month,
                                           directory=directory))
     return archived

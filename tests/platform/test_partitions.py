@@ -281,7 +281,7 @@ def test_migration_moves_existing_rows_both_ways(settings: Settings) -> None:
                 kinds = dict(conn.execute(text(
                     "SELECT relname, relkind FROM pg_class "
                     "WHERE relname IN ('case_transitions', 'audit_log', 'cases')")).all())
-            assert kinds == {"case_transitions": "p", "audit_log": "p", "cases": "r"}
+            assert kinds == {"case_transitions": "p", "audit_log": "p", "cases": "p"}
             with engine.begin() as conn:
                 cfg = alembic_config(engine)
                 cfg.attributes["connection"] = conn
@@ -290,9 +290,12 @@ def test_migration_moves_existing_rows_both_ways(settings: Settings) -> None:
                 assert conn.execute(text(
                     "SELECT count(*) FROM case_transitions")).scalar() == 2
                 assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == audit
-                assert conn.execute(text(
-                    "SELECT relkind FROM pg_class WHERE relname = 'case_transitions'")
-                ).scalar() == "r"
+                assert dict(conn.execute(text(
+                    "SELECT relname, relkind FROM pg_class "
+                    "WHERE relname IN ('case_transitions', 'cases', 'case_keys')")).all()
+                ) == {"case_transitions": "r", "cases": "r"}
+                assert conn.execute(text("SELECT case_no FROM cases")).scalars().all() == [
+                    "PT-MIG"]
         finally:
             engine.dispose()
 
