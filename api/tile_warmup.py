@@ -8,9 +8,8 @@ time to live) right after startup, for a screen up to WARM_SCREEN_PX, so the fir
 gets cached tiles. Startup never waits for it, shutdown stops it between two tiles, and a tile
 asked for before it is warmed is rendered by its request as before.
 
-The cache keeps tiles per viewer scope; the base map is warmed for the scope of city staff
-("staff": dispatchers, planners, analysts, supervisors). Grid owners and district sub-centre
-staff have scopes of their own and still render their first view themselves.
+Base tiles are the same for every viewer (api.routes.tiles.BASEMAP_SCOPE), so the warmed
+tiles serve every role's first view of the city centre, grid owners and district staff too.
 `CITYGRID_MAP_WARM_TILES=false` turns it off.
 """
 
@@ -31,7 +30,6 @@ from gis.geo.tiles import TileKey
 
 WARM_SCREEN_PX = (1920, 1080)  # covers the bench's 1440x900 and 390x844 views
 TILE_PX = 512  # as the pages draw them (maps/templates/overview.js)
-STAFF_SCOPE = "staff"  # api.routes.tiles._scope of a city-staff user
 
 
 def first_view_tiles(center: tuple[float, float], *, zoom: int = OVERVIEW_ZOOM,
@@ -58,7 +56,7 @@ def warm_base_tiles(app: FastAPI, tiles: list[TileKey], stop: threading.Event) -
     for tile in tiles:
         if stop.is_set():
             break
-        key = (STAFF_SCOPE, "basemap", tile.z, tile.x, tile.y, TILE_PX)
+        key = (tile_routes.BASEMAP_SCOPE, "basemap", tile.z, tile.x, tile.y, TILE_PX)
         with app.state.sessionmaker() as session:
             tile_routes._cached(holder, key, tile_routes.BASEMAP_TTL_S,  # type: ignore[arg-type]
                                 partial(basemap_tile, session, tile, px=TILE_PX))

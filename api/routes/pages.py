@@ -24,6 +24,7 @@ from api.overview_map import render_overview
 from api.shell import page_paths, role_label
 from gis.access.auth import User
 from gis.platform.errors import AuthenticationError
+from maps.field import FIELD_ICON_SVG
 from maps.shell import nav_for
 
 router = APIRouter(tags=["pages"])
@@ -67,6 +68,15 @@ def _respond(request: Request, page: CachedPage) -> Response:
     if "gzip" in request.headers.get("accept-encoding", ""):
         return HTMLResponse(page.gzipped, headers={**headers, "Content-Encoding": "gzip"})
     return HTMLResponse(page.body, headers=headers)
+
+
+# Every browser asks for /favicon.ico on a page that names no icon (the sign-in page, the
+# resident report pages) and logs the 404 as a console error: answer with the app's icon.
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """The app's icon (SVG) where a browser looks for one by default."""
+    return Response(FIELD_ICON_SVG, media_type="image/svg+xml",
+                    headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/", response_class=HTMLResponse, summary="首页 (index page)")

@@ -85,6 +85,12 @@ def _cached(request: Request, key: tuple[object, ...], ttl: float,
     return body
 
 
+# The base map's tables (outlines, roads, landmarks) carry no row-level security and every
+# staff role reads all of them, so a base tile is the same for every viewer: one cache entry
+# (and the start-up warm-up's tiles) serves grid owners and district staff too.
+BASEMAP_SCOPE = "everyone"
+
+
 def _scope(user: User) -> str:
     # Two grid owners get different tiles for the same address: keep their ETags apart. So do
     # staff of two district sub-centres (row-level security on cases by district).
@@ -100,7 +106,7 @@ def basemap(request: Request, z: Zoom, x: Column, y: Row, session: ReadSessionDe
             user: StaffDep, px: Px = 256) -> Response:
     """District, street and community outlines, roads, landmarks and thinned labels."""
     tile, scope = TileKey(z, x, y), _scope(user)
-    body = _cached(request, (scope, "basemap", z, x, y, px), BASEMAP_TTL_S,
+    body = _cached(request, (BASEMAP_SCOPE, "basemap", z, x, y, px), BASEMAP_TTL_S,
                    lambda: basemap_tile(session, tile, px=px))
     return _tile_response(request, body, scope=scope, cache=BASEMAP_CACHE)
 

@@ -200,3 +200,24 @@ def test_public_page_says_when_ready(chromium: Path, base_url: str, width: int,
         assert page.evaluate("cgPublic.visible().length") > 0
     assert browser.external == [], browser.external
     assert browser.errors == [], browser.errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", ["/", "/login", "/public", "/public/report"])
+def test_anonymous_pages_log_no_error_in_a_plain_browser(chromium: Path, base_url: str,
+                                                         path: str) -> None:
+    # Without Playwright routes Chromium asks for /favicon.ico by itself on a page naming no
+    # icon, as every user's browser does; a 404 there was a console error on /login.
+    with offline_page(chromium, width=390, height=844, intercept=False) as browser:
+        response = browser.page.goto(base_url + path, wait_until="load")
+        browser.page.wait_for_timeout(300)
+        errors, external = list(browser.errors), list(browser.external)
+    assert response is not None and response.status == 200
+    assert errors == [] and external == []
+
+
+def test_the_favicon_is_the_apps_icon(client: httpx.Client) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")

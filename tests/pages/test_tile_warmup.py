@@ -1,8 +1,8 @@
 """The first view's base-map tiles are rendered into the tile cache after startup.
 
 api/tile_warmup.py fills the tile cache of api/routes/tiles.py with the /map first view's
-base tiles, under the same keys: a city staff member's request for one is then answered without
-rendering it again; a grid owner (a scope of their own) and other tiles still render.
+base tiles, under the same keys: a request for one, by city staff or a grid owner (base tiles
+are the same for everyone), is then answered without rendering it again; other tiles render.
 """
 
 from __future__ import annotations
@@ -53,12 +53,32 @@ def test_warmed_tiles_are_served_without_rendering(test_settings: Settings, engi
                                 headers=staff)
             assert answer.status_code == 200
         assert rendered == []
-        # Another tile, and a grid owner's own scope, are rendered by their request.
-        far = warm[0]
-        client.get(f"/tiles/basemap/{far.z}/{far.x + 20}/{far.y}.pbf?px=512", headers=staff)
+        # A grid owner's first view finds the same warmed tiles; another tile is rendered.
         owner = headers_for(engine, "grid_owner", owner_name="网格员（预热测试）")
-        client.get(f"/tiles/basemap/{far.z}/{far.x}/{far.y}.pbf?px=512", headers=owner)
-        assert len(rendered) == 2
+        for tile in warm:
+            client.get(f"/tiles/basemap/{tile.z}/{tile.x}/{tile.y}.pbf?px=512", headers=owner)
+        assert rendered == []
+        far = warm[0]
+        client.get(f"/tiles/basemap/{far.z}/{far.x + 20}/{far.y}.pbf?px=512", headers=owner)
+        assert rendered == [(far.z, far.x + 20, far.y)]
+
+
+def test_a_base_tile_is_the_same_for_every_viewer(demo_settings: Settings,
+                                                   demo_engine: Engine) -> None:
+    # What sharing one cache entry per base tile rests on: no role sees another base map.
+    settings = demo_settings.model_copy(deep=True)
+    settings.staff_map.warm_tiles = False
+    tile = first_view_tiles(settings.city.center)[0]
+    url = f"/tiles/basemap/{tile.z}/{tile.x}/{tile.y}.pbf?px=512"
+    bodies = []
+    for headers in (headers_for(demo_engine, "dispatcher"),
+                    headers_for(demo_engine, "grid_owner", owner_name="网格员（底图测试）")):
+        app = create_app(settings)  # a fresh tile cache: each body rendered for its viewer
+        with TestClient(app) as client:
+            answer = client.get(url, headers=headers)
+            assert answer.status_code == 200
+            bodies.append(answer.content)
+    assert bodies[0] == bodies[1] and len(bodies[0]) > 100
 
 
 def test_warm_up_can_be_turned_off(test_settings: Settings) -> None:
