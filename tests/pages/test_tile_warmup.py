@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from api.routes import tiles as tile_routes
-from api.tile_warmup import first_view_tiles
+from api.tile_warmup import city_extent, first_view_tiles, fitted_view_tiles
 from gis.platform.settings import Settings
 from tests.support.accounts import headers_for
 
@@ -88,3 +88,28 @@ def test_warm_up_can_be_turned_off(test_settings: Settings) -> None:
     with TestClient(app):
         time.sleep(0.1)
         assert getattr(app.state, "tile_warmup", None) is None
+
+
+def test_the_analysis_maps_fitted_views_are_warmed_too(demo_settings: Settings,
+                                                       demo_engine: Engine,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = demo_settings.model_copy(deep=True)
+    settings.staff_map.warm_tiles = True
+    app = create_app(settings)
+    with TestClient(app) as client:
+        thread, _stop = app.state.tile_warmup
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        extent = city_extent(app)
+        assert extent is not None
+        fitted = fitted_view_tiles(extent)
+        assert {t.z for t in fitted} == {9, 10, 11}
+        rendered: list[tuple[int, int, int]] = []
+        monkeypatch.setattr(tile_routes, "basemap_tile",
+                            lambda session, tile, *, px=256: rendered.append(
+                                (tile.z, tile.x, tile.y)) or b"")
+        analyst = headers_for(demo_engine, "analyst")
+        for tile in fitted:
+            assert client.get(f"/tiles/basemap/{tile.z}/{tile.x}/{tile.y}.pbf?px=512",
+                              headers=analyst).status_code == 200
+        assert rendered == []
