@@ -43,3 +43,22 @@ def test_cover_risk_lists_only_levels_present_and_days() -> None:
 def test_cover_risk_without_covers_says_so() -> None:
     html = cover_risk_map(_risks([]), center=CENTER, title="t").get_root().render()
     assert "范围内没有破损或丢失的井盖" in html
+
+
+def test_many_stations_are_one_array_and_one_loop_with_escaped_names() -> None:
+    from maps.analysis_tiles import station_markers
+
+    names = [f"工作站{i}" for i in range(600)] + ['<img src=x onerror="alert(1)">']
+    stations = gpd.GeoDataFrame(
+        {"name": names},
+        geometry=[Point(117.0 + i / 10000, 36.66) for i in range(len(names))],
+        crs=4326).rename_geometry("geom")
+    m = analysis_map(center=CENTER, title="t")
+    station_markers(stations).add_to(m)
+    html = m.get_root().render()
+    # One marker call in a loop, not 601 generated scripts (~220 ms of the main thread).
+    assert html.count("L.circleMarker(") == 1 and html.count("bindTooltip(") == 1
+    assert "\\u5de5\\u4f5c\\u7ad9599" in html  # 工作站599, JSON-escaped in the array
+    # The hostile name is HTML-escaped before Leaflet sets it as the tooltip's HTML.
+    assert "onerror" in html and "<img" not in html
+    assert "\\u0026lt;img src=x onerror=\\u0026#34;alert(1)\\u0026#34;\\u0026gt;" in html
