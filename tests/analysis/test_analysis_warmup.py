@@ -75,3 +75,39 @@ def test_off_by_setting(settings: Settings, warm_db: URL, engine: Engine) -> Non
     app = create_app(copy)
     with TestClient(app, headers=headers_for(engine, "analyst")):
         assert getattr(app.state, "analysis_warmup", None) is None
+
+
+def test_the_analysis_maps_first_tiles_are_warmed(settings: Settings, warm_db: URL,
+                                                   engine: Engine,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.analysis_warmup import default_tile_layers
+    from api.routes import analysis_tiles
+    from api.tile_warmup import city_extent, fitted_view_tiles
+
+    copy = settings.model_copy(deep=True)
+    copy.db.url = warm_db.render_as_string(hide_password=False)
+    copy.api.warm_analyses = True
+    app = create_app(copy)
+    with TestClient(app, headers=headers_for(engine, "analyst")) as client:
+        assert wait_for_warmups(app, timeout=120) is True
+        extent = city_extent(app)
+        assert extent is not None
+        tiles = fitted_view_tiles(extent)
+        encoded: list[object] = []
+        real = analysis_tiles.encode_tile
+        monkeypatch.setattr(analysis_tiles, "encode_tile",
+                            lambda *a, **k: encoded.append(a) or real(*a, **k))
+        for path in ("dark-streets/stretches", "cover-risk/covers", "hotspots/cells",
+                     "coverage-gaps/gaps"):
+            for tile in tiles:
+                answer = client.get(f"/tiles/analysis/{path}/{tile.z}/{tile.x}/{tile.y}.pbf")
+                assert answer.status_code == 200, (path, tile, answer.text)
+        # Every one came from the tile cache: nothing was encoded in a request.
+        assert encoded == []
+        elsewhere = tiles[0]
+        client.get(f"/tiles/analysis/dark-streets/stretches/{elsewhere.z + 3}/"
+                   f"{elsewhere.x * 8}/{elsewhere.y * 8}.pbf")
+        assert len(encoded) == 1
+    assert {name for name, _ in default_tile_layers(app)} == {
+        "coverage gaps", "coverage covered", "dark streets", "hotspot cells", "hotspot heat",
+        "cover risk"}
