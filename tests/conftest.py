@@ -24,6 +24,10 @@ def settings() -> Settings:
     # Every app of the suite would compute the default analyses at startup; the warm-up's
     # own tests (tests/analysis/test_analysis_warmup.py) switch it on.
     s.api.warm_analyses = False
+    # Likewise the base and analysis tiles of the first views (their thread's statements would
+    # land in tests that count an engine's statements); tests/pages/test_tile_warmup.py and the
+    # analysis warm-up's tests switch it on.
+    s.staff_map.warm_tiles = False
     return s
 
 

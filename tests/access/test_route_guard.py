@@ -15,7 +15,7 @@ from gis.platform.settings import Settings
 # health, sign-in, the index page. Anything else is staff-only.
 PUBLIC_PREFIXES = ("/public", "/ogc", "/open311/v2", "/static")
 PUBLIC_PATHS = {"/", "/health", "/login", "/auth/token", "/auth/login", "/auth/logout",
-                "/docs", "/openapi.json"}
+                "/docs", "/openapi.json", "/favicon.ico"}
 # Open311 POST checks its GeoReport api_key itself (tested in test_auth / test_open311).
 OWN_KEY_CHECK = {("POST", "/open311/v2/requests.json"), ("POST", "/open311/v2/requests.xml")}
 
