@@ -88,9 +88,9 @@ LAYERS.forEach(function (spec) {
     var props = (e.layer && e.layer.properties) || {};
     L.popup({maxWidth: 320}).setLatLng(e.latlng).setContent(popupHtml(spec, props)).openOn(map);
   });
-  // Shown right after the base map (maps/templates/overview.js adds it and then these, in the
-  // same tick): the browser asks for the base tiles first and these next, so the streets do
-  // not wait behind a first view of result tiles. Nothing waits for anything to load.
+  // Shown once the base map has drawn its first view (maps/templates/overview.js takes these
+  // in the same tick and adds them with its own data layers), so the streets do not wait
+  // behind a first view of result tiles.
   if (spec.show) { (window.cgAfterBase = window.cgAfterBase || []).push(layer); }
   byPart[spec.part] = layer;
 });

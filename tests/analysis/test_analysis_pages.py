@@ -128,6 +128,9 @@ def test_pages_in_chromium_without_network(chromium: Path, base_url: str, sessio
         # Hotspots: the legend follows the layer switched on (Gi* cells, then the heat).
         page.goto(f"{base_url}/analysis/map/hotspots?bbox={BBOX_Q}&days=7&resolution=10"
                   "&end=2024-05-13T00:00:00%2B08:00", wait_until="load", timeout=60_000)
+        # The result layers join the map once the base map has drawn (overview.js), and each
+        # legend with its layer.
+        page.wait_for_function("() => window.cgOverview && cgOverview.dataAfter", timeout=30_000)
         assert page.evaluate(LEGENDS_SHOWN) == ["cells"]
         page.evaluate("""() => { const m = cgAnalysis.map;
             m.removeLayer(cgAnalysis.layers.cells); m.addLayer(cgAnalysis.layers.heat); }""")
